@@ -1,0 +1,43 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,train,bench]'
+	@touch $(STAMP)
+
+broker-jars: $(STAMP)
+	$(BIN)/python -m consumer.local_kafka fetch
+
+demo: $(STAMP) broker-jars
+	$(BIN)/stream-scorer demo
+
+test: $(STAMP) broker-jars
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: bench-kernel bench-serde
+
+bench-kernel: $(STAMP)
+	$(BIN)/python -m bench.kernel
+
+bench-serde: $(STAMP)
+	$(BIN)/python -m bench.serde
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

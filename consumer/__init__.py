@@ -1,0 +1,1 @@
+"""stream-scorer's application: config, CLI, the Kafka loop, batching, offsets, features, metrics."""

@@ -1,0 +1,135 @@
+"""Wiring: build every part of the service from one `Config`, run it, and tear it down.
+
+Only this module (and the CLI above it) knows how the parts fit together; each part takes its
+collaborators as arguments, so tests assemble the same parts around fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+from aiohttp import web
+from numpy.typing import NDArray
+from prometheus_client import CollectorRegistry
+
+from consumer.aio import AsyncBridge
+from consumer.clock import Clock, SystemClock
+from consumer.config import Config
+from consumer.features import BatchFeatures, FeatureSource, FileFeatureStore
+from consumer.http_server import build_app, start_server
+from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
+from consumer.metrics import Metrics
+from consumer.models import ModelRegistry
+from consumer.pipeline import BatchProcessor
+from consumer.runner import LoopState, ScoringLoop, Source
+from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry, load_bundled
+from schemas.serde import JobDecoder, RankedListEncoder
+from scoring.kernel import Scorer
+
+log = logging.getLogger(__name__)
+
+FEATURE_TIMEOUT_S = 5.0
+
+
+def build_schema_registry(config: Config) -> SchemaRegistry:
+    if config.schemas.registry_url:
+        return HttpSchemaRegistry(config.schemas.registry_url)
+    return StaticRegistry(
+        {
+            config.schemas.job_schema_id: load_bundled("ScoringJob"),
+            config.schemas.ranked_schema_id: load_bundled("RankedList"),
+        }
+    )
+
+
+def build_feature_source(config: Config) -> FeatureSource:
+    f = config.features
+    return FileFeatureStore.from_files(
+        config.path(f.users_file) if f.users_file else None,
+        config.path(f.items_file) if f.items_file else None,
+    )
+
+
+class Service:
+    """One scorer: Kafka loop on the calling thread, async side work on a bridge thread."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.models = ModelRegistry.from_directory(
+            config.path(config.models.directory), config.models.default_model
+        )
+        for model in self.models.all():
+            self.metrics.model_info.labels(model.name, model.version).set(1)
+        self.features = build_feature_source(config)
+        self.bridge = AsyncBridge()
+        schemas = build_schema_registry(config)
+        self.processor = BatchProcessor(
+            decoder=JobDecoder(schemas),
+            encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
+            models=self.models,
+            scorer=Scorer(),
+            fetch_features=self._fetch,
+            clock=self.clock,
+            limits=config.limits,
+        )
+        self.state = LoopState()
+        self.http_port: int | None = None
+        self._http_runner: web.AppRunner | None = None
+
+    def _fetch(self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]) -> BatchFeatures:
+        return self.bridge.call(self.features.fetch(user_ids, item_ids), FEATURE_TIMEOUT_S)
+
+    def _make_source(self, on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
+        k = self.config.kafka
+        return KafkaSource(
+            k.bootstrap_servers, k.group_id, k.input_topic, k.consumer, on_assign, on_revoke
+        )
+
+    def start_http(self) -> int:
+        """Serve /metrics, /healthz and /readyz; returns the bound port."""
+        app = build_app(self.metrics.registry, self.state, self.clock, lambda: True)
+        server = self.config.server
+        self._http_runner, self.http_port = self.bridge.call(
+            start_server(app, server.host, server.port), 10.0
+        )
+        log.info("serving metrics and health on http://%s:%d", server.host, self.http_port)
+        return self.http_port
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set, then flush, commit, leave the group and clean up."""
+        k = self.config.kafka
+        sink = KafkaSink(k.bootstrap_servers, k.producer)
+        try:
+            loop = ScoringLoop(
+                self.config,
+                self._make_source,
+                sink,
+                self.processor,
+                self.metrics,
+                self.clock,
+                self.state,
+            )
+            loop.run(stop)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._http_runner is not None:
+            self.bridge.call(self._http_runner.cleanup(), 10.0)
+            self._http_runner = None
+        self.bridge.call(self.features.close(), 10.0)
+        self.bridge.close()
+
+
+def model_dir_exists(config: Config) -> bool:
+    return Path(config.path(config.models.directory)).is_dir()

@@ -1,0 +1,49 @@
+"""The application's exception tree, sorted by what the caller must do.
+
+    StreamScorerError                 root of everything this application raises
+    ├── ConfigError                   fatal: bad configuration; exit non-zero before consuming
+    ├── TransportError                retriable: broker or feature store unreachable / timed out
+    │   └── DeliveryError             an output was not acknowledged; never commit past it
+    ├── PoisonMessageError            this one input can never be scored; skip (later: dead-letter) and commit
+    └── ModelError                    a model could not be loaded or used; keep serving the old one
+
+The pure packages keep their own roots (`schemas.errors.SchemaError`, `scoring.errors.ScoringError`);
+this package translates them at its edges with ``raise ... from exc`` so callers of the
+application only ever catch `StreamScorerError`.
+"""
+
+from __future__ import annotations
+
+
+class StreamScorerError(Exception):
+    """Root of every error the application raises."""
+
+
+class ConfigError(StreamScorerError):
+    """The configuration is invalid; the service cannot start."""
+
+    def __init__(self, reason: str, *, key: str | None = None) -> None:
+        self.reason = reason
+        self.key = key
+        super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class TransportError(StreamScorerError):
+    """A remote peer failed in a way that may heal by retrying."""
+
+
+class DeliveryError(TransportError):
+    """The broker did not acknowledge an output record."""
+
+
+class PoisonMessageError(StreamScorerError):
+    """An input record that can never be scored (undecodable or invalid)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"{kind}: {reason}")
+
+
+class ModelError(StreamScorerError):
+    """A model could not be loaded, or a job names a model that is not served."""

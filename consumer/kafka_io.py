@@ -1,0 +1,193 @@
+"""The Kafka edge: librdkafka objects become frozen records here and nowhere past it.
+
+`KafkaSource` wraps the consumer (subscription, rebalance callbacks, batched polls, commits,
+watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
+librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumer.errors import TransportError
+from consumer.offsets import TopicPartition as TP
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    token: tuple[TP, int]  # (input partition, input offset) the output belongs to
+    error: str | None
+
+
+RebalanceHook = Callable[[list[TP]], None]
+
+
+def _to_tps(partitions: Sequence[TopicPartition]) -> list[TP]:
+    return [(p.topic, p.partition) for p in partitions]
+
+
+class KafkaSource:
+    """A subscribed consumer with manual commits, handing out `InMessage` batches."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topic: str,
+        extra: Mapping[str, str],
+        on_assign: RebalanceHook,
+        on_revoke: RebalanceHook,
+    ) -> None:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.partition.eof": False,
+            "fetch.wait.max.ms": 50,
+        }
+        conf.update(extra)
+        self._consumer = Consumer(conf, logger=log)
+        self._hooks = (on_assign, on_revoke)
+        self._consumer.subscribe(
+            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._hooks[0](_to_tps(partitions))
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Runs inside poll()/consume() on the loop's own thread, so the hook may flush and commit.
+        try:
+            self._hooks[1](_to_tps(partitions))
+        except Exception:  # a callback must never raise into librdkafka
+            log.exception("revocation handling failed")
+
+    def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]:
+        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        out: list[InMessage] = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                self._on_error(err)
+                continue
+            out.append(_convert(msg))
+        return out
+
+    @staticmethod
+    def _on_error(err: KafkaError) -> None:
+        if err.fatal():
+            raise TransportError(f"fatal consumer error: {err.str()}")
+        log.warning("consumer error: %s", err.str())
+
+    def commit(self, positions: Mapping[TP, int], asynchronous: bool = True) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            raise TransportError(f"commit failed: {exc}") from exc
+
+    def committed(self, tps: Sequence[TP], timeout_s: float = 10.0) -> dict[TP, int]:
+        result = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout_s)
+        return {(r.topic, r.partition): r.offset for r in result}
+
+    def lag(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """High watermark minus position, from cached fetch metadata (no broker round trip)."""
+        out: dict[TP, int] = {}
+        positions = self._consumer.position([TopicPartition(t, p) for t, p in tps])
+        for tp in positions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0 and tp.offset >= 0:
+                out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _convert(msg: Message) -> InMessage:
+    _kind, ts = msg.timestamp()
+    return InMessage(
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        key=msg.key(),
+        value=msg.value(),
+        timestamp_ms=ts,
+    )
+
+
+class KafkaSink:
+    """An idempotent producer whose delivery reports are queued for the loop to read."""
+
+    def __init__(self, bootstrap: str, extra: Mapping[str, str]) -> None:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "batch.size": 1_000_000,
+            "queue.buffering.max.messages": 200_000,
+        }
+        conf.update(extra)
+        self._producer = Producer(conf, logger=log)
+        self._deliveries: deque[Delivery] = deque()
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        token: tuple[TP, int],
+    ) -> None:
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            self._deliveries.append(Delivery(token, None if err is None else err.str()))
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=report
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: serve deliveries, then retry
+
+    def poll(self, timeout_s: float = 0.0) -> None:
+        self._producer.poll(timeout_s)
+
+    def take_deliveries(self) -> list[Delivery]:
+        out = list(self._deliveries)
+        self._deliveries.clear()
+        return out
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for outstanding deliveries; returns how many are still not reported."""
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
+
+    def __len__(self) -> int:
+        return len(self._producer)

@@ -1,0 +1,100 @@
+"""Every Prometheus metric of the service, defined once around an injected registry.
+
+No metric is registered at import time: tests and multiple scorers in one process each build a
+`Metrics` on their own `CollectorRegistry`. Names are a contract with dashboards and alert rules.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+STAGES = ("poll", "decode", "features", "score", "encode", "produce", "commit")
+
+
+class Metrics:
+    """The service's metrics on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        ns = "stream_scorer"
+        self.jobs_consumed = Counter(
+            "jobs_consumed", "Input records consumed.", namespace=ns, registry=registry
+        )
+        self.jobs_scored = Counter(
+            "jobs_scored", "Jobs scored, by model.", ["model"], namespace=ns, registry=registry
+        )
+        self.ranked_lists_produced = Counter(
+            "ranked_lists_produced",
+            "Ranked lists acknowledged by the broker.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "predictions",
+            "Candidates scored, by model.",
+            ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "errors", "Errors by kind.", ["kind"], namespace=ns, registry=registry
+        )
+        self.batch_size = Histogram(
+            "batch_size_jobs",
+            "Jobs per micro-batch.",
+            namespace=ns,
+            registry=registry,
+            buckets=_BATCH_BUCKETS,
+        )
+        self.stage_seconds = Histogram(
+            "stage_seconds",
+            "Time per micro-batch spent in each stage.",
+            ["stage"],
+            namespace=ns,
+            registry=registry,
+            buckets=_STAGE_BUCKETS,
+        )
+        self.e2e_latency = Histogram(
+            "e2e_latency_seconds",
+            "scored_at - created_at of each ranked list.",
+            namespace=ns,
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag",
+            "High watermark minus position, per assigned partition.",
+            ["topic", "partition"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "assigned_partitions",
+            "Partitions assigned to this scorer.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.committed_offsets = Counter(
+            "offset_commits",
+            "Offset commits sent to the broker.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "model_info",
+            "Models served (value 1), by name and version.",
+            ["model", "version"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "in_flight_jobs",
+            "Consumed jobs whose outputs are not yet acknowledged.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}

@@ -1,0 +1,157 @@
+"""Helpers for tests that run the scorer against the real broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from consumer.app import Service
+from consumer.clock import SystemClock
+from consumer.config import Config, load_config
+from consumer.demo_data import DemoData
+from consumer.generator import JobShape, generate_jobs, produce_jobs
+from schemas.records import RankedList, ScoringJob
+from schemas.registry import StaticRegistry
+from schemas.serde import JobEncoder, RankedListDecoder
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    jobs: str
+    ranked: str
+    group: str
+
+
+def scorer_config(data: DemoData, bootstrap: str, topics: Topics, max_jobs: int = 64) -> Config:
+    base = load_config({}, base_dir=str(data.root))
+    return replace(
+        base,
+        kafka=replace(
+            base.kafka,
+            bootstrap_servers=bootstrap,
+            input_topic=topics.jobs,
+            output_topic=topics.ranked,
+            group_id=topics.group,
+            consumer={"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
+        ),
+        batch=replace(base.batch, max_jobs=max_jobs, max_wait_ms=20),
+        models=replace(base.models, directory=str(data.models_dir)),
+        features=replace(
+            base.features, users_file=str(data.users_file), items_file=str(data.items_file)
+        ),
+        server=replace(base.server, enabled=False, port=0),
+    )
+
+
+def make_jobs(data: DemoData, n: int, seed: int = 1, mean_candidates: int = 60) -> list[ScoringJob]:
+    rng = np.random.default_rng(seed)
+    # a few unknown items too: they must be scored from their id alone
+    items = np.concatenate([data.item_ids, np.arange(10**9, 10**9 + 50, dtype=np.int64)])
+    shape = JobShape(mean_candidates=mean_candidates, top_k=10)
+    return list(generate_jobs(rng, data.user_ids, items, n, shape, SystemClock()))
+
+
+def produce(bootstrap: str, topic: str, jobs: list[ScoringJob]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    produce_jobs(producer, topic, JobEncoder(StaticRegistry()), iter(jobs), SystemClock())
+
+
+def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in values:
+        producer.produce(topic, value=value, key=b"raw")
+    assert producer.flush(30) == 0
+
+
+def read_ranked(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0
+) -> list[tuple[bytes | None, dict[str, bytes], RankedList]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    decoder = RankedListDecoder(StaticRegistry())
+    out: list[tuple[bytes | None, dict[str, bytes], RankedList]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is None:
+                    headers = {k: v for k, v in (msg.headers() or [])}
+                    out.append((msg.key(), headers, decoder.decode(msg.value())))
+        # linger briefly: more than expected would be duplicates
+        for msg in consumer.consume(500, 1.0):
+            if msg.error() is None:
+                out.append((msg.key(), {}, decoder.decode(msg.value())))
+    finally:
+        consumer.close()
+    return out
+
+
+def committed(bootstrap: str, topics: Topics, partitions: int) -> int:
+    """Sum of the group's committed offsets over the input topic's partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topics.group})
+    try:
+        tps = consumer.committed([TopicPartition(topics.jobs, p) for p in range(partitions)], 10)
+        return sum(max(tp.offset, 0) for tp in tps)
+    finally:
+        consumer.close()
+
+
+@contextmanager
+def running(service: Service) -> Iterator[threading.Event]:
+    """Run a scorer on a thread; stop it gracefully on exit."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            service.run(stop)
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive(), "scorer did not stop"
+    if errors:
+        raise errors[0]
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+def sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
+    return registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def new_service(config: Config) -> tuple[Service, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return Service(config, registry), registry
+
+
+def data_root(tmp_path: Path) -> Path:
+    return tmp_path / "data"

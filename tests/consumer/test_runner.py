@@ -1,0 +1,130 @@
+"""The scoring loop with in-memory Kafka fakes: commit discipline, poison, failures, revocation."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from consumer.clock import ManualClock
+from consumer.config import BatchConfig, Config
+from consumer.errors import DeliveryError
+from consumer.kafka_io import RebalanceHook
+from consumer.metrics import Metrics
+from consumer.offsets import TopicPartition
+from consumer.runner import ScoringLoop, Source
+from tests.consumer.fakes import FakeProcessor, FakeSink, FakeSource
+
+P0: TopicPartition = ("jobs", 0)
+P1: TopicPartition = ("jobs", 1)
+
+
+def make_loop(
+    records: dict[TopicPartition, list[bytes]],
+    sink: FakeSink,
+    max_jobs: int = 4,
+    max_in_flight: int = 1000,
+) -> tuple[ScoringLoop, FakeSource, Metrics, FakeProcessor]:
+    config = Config(
+        batch=BatchConfig(max_jobs=max_jobs, max_wait_ms=0, max_in_flight_jobs=max_in_flight)
+    )
+    holder: list[FakeSource] = []
+
+    def make_source(on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
+        holder.append(FakeSource(records, on_assign, on_revoke))
+        return holder[0]
+
+    metrics = Metrics(CollectorRegistry())
+    processor = FakeProcessor()
+    loop = ScoringLoop(config, make_source, sink, processor, metrics, ManualClock())
+    return loop, holder[0], metrics, processor
+
+
+def value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_every_record_scored_and_committed_as_next_offset_to_read() -> None:
+    sink = FakeSink()
+    loop, source, metrics, processor = make_loop({P0: [b"a", b"b", b"c"], P1: [b"d", b"e"]}, sink)
+    for _ in range(3):
+        loop.step()
+    assert [p[2] for p in sink.produced] == [
+        b"ranked:a",
+        b"ranked:b",
+        b"ranked:c",
+        b"ranked:d",
+        b"ranked:e",
+    ]
+    assert source.position(P0) == 3
+    assert source.position(P1) == 2
+    assert processor.batches == [4, 1]
+    assert value(metrics, "stream_scorer_ranked_lists_produced_total") == 5
+
+
+def test_nothing_committed_before_outputs_are_acknowledged() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, _ = make_loop({P0: [b"a", b"b"]}, sink)
+    loop.step()
+    loop.step()
+    assert source.commits == []
+    sink.release()
+    loop.step()
+    assert source.position(P0) == 2
+
+
+def test_poison_records_are_counted_skipped_and_committed() -> None:
+    sink = FakeSink()
+    loop, source, metrics, _ = make_loop({P0: [b"a", b"bad1", b"b", b"bad2"]}, sink)
+    loop.step()
+    assert [p[2] for p in sink.produced] == [b"ranked:a", b"ranked:b"]
+    assert source.position(P0) == 4
+    assert value(metrics, "stream_scorer_errors_total", {"kind": "decode"}) == 2
+
+
+def test_failed_delivery_stops_the_loop_and_is_never_committed_past() -> None:
+    sink = FakeSink()
+    sink.fail_tokens.add((P0, 1))
+    loop, source, metrics, _ = make_loop({P0: [b"a", b"b", b"c"]}, sink)
+    with pytest.raises(DeliveryError, match="broker said no"):
+        loop.run(threading.Event())
+    assert source.position(P0) == 1  # a was finished; b failed; c must not be committed
+    assert source.closed
+    assert value(metrics, "stream_scorer_errors_total", {"kind": "delivery"}) == 1
+
+
+def test_revocation_flushes_and_commits_synchronously_before_release() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, _ = make_loop({P0: [b"a", b"b"], P1: [b"c"]}, sink)
+    loop.step()
+    assert source.commits == []
+    source.on_revoke([P0])
+    assert source.sync_commits == [{P0: 2}]
+    assert loop.state.assigned == {P1}
+
+
+def test_backpressure_waits_for_acks_instead_of_polling() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, _ = make_loop(
+        {P0: [b"a", b"b", b"c", b"d", b"e"]}, sink, max_jobs=2, max_in_flight=2
+    )
+    loop.step()
+    polls = source.polls
+    timer = threading.Timer(0.2, sink.release)
+    timer.start()
+    loop.step()  # blocks in the in-flight wait until the timer releases the acks
+    timer.join()
+    assert source.polls == polls + 1
+    assert source.position(P0) == 2
+
+
+def test_graceful_stop_flushes_commits_and_closes() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, _ = make_loop({P0: [b"a"]}, sink)
+    stop = threading.Event()
+    loop.step()
+    stop.set()
+    loop.run(stop)
+    assert source.sync_commits[-1] == {P0: 1}
+    assert source.closed
