@@ -52,9 +52,9 @@ def write_demo_data(
     )
     items = random_items(n_items, spec, seed)
     users = random_users(n_users, spec, seed + 1)
-    data = DemoData(root, users.ids, items.ids)
-    write_entity_csv(data.items_file, "item_id", items.ids, items.categorical, items.dense)
-    write_entity_csv(data.users_file, "user_id", users.ids, users.categorical, users.dense)
+    data = DemoData(root, np.asarray(users.ids, np.int64), np.asarray(items.ids, np.int64))
+    write_entity_csv(data.items_file, "item_id", data.item_ids, items.categorical, items.dense)
+    write_entity_csv(data.users_file, "user_id", data.user_ids, users.categorical, users.dense)
     return data
 
 

@@ -76,8 +76,12 @@ def produce_jobs(
     jobs: Iterator[ScoringJob],
     clock: Clock,
     rate: float = 0.0,
+    stamp: bool = True,
 ) -> int:
-    """Produce every job (paced at `rate` jobs/s when > 0); returns how many were acknowledged."""
+    """Produce every job (paced at `rate` jobs/s when > 0); returns how many were acknowledged.
+
+    With `stamp`, each job's created_at is set to the moment it is sent.
+    """
     acked = 0
     failed: list[str] = []
 
@@ -94,7 +98,7 @@ def produce_jobs(
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        value = encoder.encode(replace(job, created_at_ms=clock.now_ms()))
+        value = encoder.encode(replace(job, created_at_ms=clock.now_ms()) if stamp else job)
         while True:
             try:
                 producer.produce(

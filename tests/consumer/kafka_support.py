@@ -62,7 +62,9 @@ def make_jobs(data: DemoData, n: int, seed: int = 1, mean_candidates: int = 60) 
 
 def produce(bootstrap: str, topic: str, jobs: list[ScoringJob]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    produce_jobs(producer, topic, JobEncoder(StaticRegistry()), iter(jobs), SystemClock())
+    produce_jobs(
+        producer, topic, JobEncoder(StaticRegistry()), iter(jobs), SystemClock(), stamp=False
+    )
 
 
 def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
