@@ -1,0 +1,562 @@
+"""A local single-node Apache Kafka (KRaft) broker for tests, the demo and the benchmarks.
+
+Responsibilities: fetch the broker jars once through Maven into a cache directory, write a
+combined broker+controller configuration, format its storage, run the JVM and wait until it
+serves metadata, and stop it again. ``kafka_cluster`` lets callers use an external cluster
+instead, and ``create_topics`` works against either.
+
+Invariants:
+- The jar cache is valid only when its marker holds the hash of the pom that produced it, so an
+  interrupted fetch or a changed dependency list is fetched again.
+- A broker never outlives the Python process that started it: it runs in its own session (a
+  terminal's Ctrl-C does not reach it; ``stop`` decides), ``stop`` is registered with ``atexit``,
+  and on Linux the kernel SIGKILLs it when the starting *thread* exits (PR_SET_PDEATHSIG), so
+  start brokers from a long-lived thread.
+- ``restart`` keeps both ports and the data directory: clients holding ``bootstrap`` reconnect.
+
+Errors: every failure to fetch, format, start or create topics raises ``LocalKafkaError``, a
+direct ``StreamScorerError``: fatal to the caller, nothing here retries beyond its own bounded
+waits. It carries the tail of the Maven or broker output as ``detail``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from consumer.errors import StreamScorerError
+
+logger = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.1.1"
+# kafka_2.13 declares no SLF4J binding; without log4j-slf4j-impl the broker logs nothing at all.
+_LOG4J_VERSION = "2.24.3"
+_JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError")
+_NODE_ID = 1
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_TAIL_LINES = 40
+
+_POM = f"""<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>stream-scorer</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{_LOG4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+# Everything goes to stdout, which start() redirects to the log file: one file then also holds
+# what the JVM prints before log4j is up (missing class, wrong Java version).
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+"""
+
+
+class LocalKafkaError(StreamScorerError):
+    """The local broker or its jars could not be provided; ``detail`` holds the output tail."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(f"{message}\n{detail}" if detail else message)
+        self.detail = detail
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """STREAM_SCORER_CACHE, else ``<checkout>/.cache``, else the user cache directory."""
+    if environ.get("STREAM_SCORER_CACHE"):
+        return Path(environ["STREAM_SCORER_CACHE"])
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".cache"
+    user_cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(user_cache) / "stream-scorer"
+
+
+def ensure_jars(cache_dir: Path) -> Path:
+    """Return the directory holding the broker's runtime jars, fetching them on first use."""
+    root = cache_dir / f"kafka-{KAFKA_VERSION}"
+    lib, marker = root / "lib", root / ".fetched"
+    expected = hashlib.sha256(_POM.encode()).hexdigest()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        # Two test processes warming the same cache must not interleave Maven runs.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text() == expected:
+            return lib
+        _fetch(root, lib)
+        marker.write_text(expected)
+    return lib
+
+
+def _fetch(root: Path, lib: Path) -> None:
+    mvn = _require_tool("mvn")
+    _require_tool("java")
+    shutil.rmtree(lib, ignore_errors=True)
+    (root / "pom.xml").write_text(_POM)
+    logger.info("fetching Kafka %s jars into %s", KAFKA_VERSION, lib)
+    started = time.monotonic()
+    command = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(root / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+        "-DincludeScope=runtime",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"Maven failed with exit code {result.returncode}", _tail(result.stdout + result.stderr)
+        )
+    logger.info("fetched Kafka jars in %.1f s", time.monotonic() - started)
+
+
+def _require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise LocalKafkaError(
+            f"{name!r} is not on PATH; the local Kafka broker needs Java 17+ "
+            "and Maven (or set KAFKA_BOOTSTRAP to use an existing cluster)"
+        )
+    return path
+
+
+def _tail(text: str, lines: int = _TAIL_LINES) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold every socket until all are bound so the kernel cannot hand out one port twice.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def broker_properties(port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
+    """Configuration of a combined broker+controller node with replication factor 1 everywhere."""
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(_NODE_ID),
+        "controller.quorum.voters": f"{_NODE_ID}@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # After a SIGKILL the new incarnation cannot register until the old broker session
+        # expires (DUPLICATE_BROKER_REGISTRATION); the 9 s default made restarts slow.
+        "broker.heartbeat.interval.ms": "500",
+        "broker.session.timeout.ms": "3000",
+        "group.initial.rebalance.delay.ms": "0",
+        # Lets tests shorten session.timeout.ms so a killed consumer is evicted quickly.
+        "group.min.session.timeout.ms": "1000",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+    }
+
+
+def _write_properties(path: Path, properties: Mapping[str, str]) -> None:
+    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+
+
+def _new_cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes, base64url without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGKILL the child when its parent goes away, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        # Resolved before fork: the child must not load libraries between fork and exec.
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+class LocalKafka:
+    """One combined broker+controller JVM on 127.0.0.1; a context manager (start ... close).
+
+    Without ``data_dir`` a temporary directory is created on start and deleted by ``close``;
+    a given ``data_dir`` is kept. Broker output goes to ``log_file`` (default
+    ``<data_dir>/broker.log``), appended across restarts.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        log_file: Path | None = None,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        self._cache_dir = cache_dir
+        self._data_dir = data_dir
+        self._owns_data_dir = data_dir is None
+        self._port = port
+        self._controller_port: int | None = None
+        self._log_file = log_file
+        self._start_timeout_s = start_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalKafka:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def bootstrap(self) -> str:
+        if self._port is None:
+            raise LocalKafkaError("the local broker has not been started")
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data_dir is None:
+            raise LocalKafkaError("the local broker has not been started")
+        return self._data_dir
+
+    @property
+    def log_file(self) -> Path:
+        return self._log_file or self.data_dir / "broker.log"
+
+    def start(self) -> None:
+        """Start the broker and return once it serves metadata; no-op if it is running."""
+        if self.is_running:
+            return
+        lib = ensure_jars(self._cache_dir)
+        config = self._write_config(self._prepare_data_dir(), *self._ports())
+        self._format_storage(lib, config)
+        started = time.monotonic()
+        self._launch(lib, config)
+        try:
+            _await_broker(self.bootstrap, self._process_exited, self._start_timeout_s)
+        except LocalKafkaError as exc:
+            self.kill()
+            raise LocalKafkaError(str(exc), self._log_tail()) from exc
+        logger.info(
+            "Kafka broker ready at %s in %.1f s (log: %s)",
+            self.bootstrap,
+            time.monotonic() - started,
+            self.log_file,
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM (a clean shutdown), SIGKILL after ``timeout_s``; idempotent."""
+        process = self._detach()
+        if process is None or process.poll() is not None:
+            return
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("broker did not stop within %.0f s; killing it", timeout_s)
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would; ``restart`` brings it back."""
+        process = self._detach()
+        if process is not None:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def restart(self) -> None:
+        """Stop (if running) and start again on the same ports and data directory."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the broker and delete the data directory if this object created it."""
+        self.stop()
+        if self._owns_data_dir and self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
+
+    def create_topics(self, names: Sequence[str], partitions: int = 1) -> None:
+        create_topics(self.bootstrap, names, partitions)
+
+    def _detach(self) -> subprocess.Popen[bytes] | None:
+        process, self._process = self._process, None
+        atexit.unregister(self.stop)
+        return process
+
+    def _process_exited(self) -> bool:
+        return not self.is_running
+
+    def _prepare_data_dir(self) -> Path:
+        if self._data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix="stream-scorer-kafka-"))
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        return self._data_dir
+
+    def _ports(self) -> tuple[int, int]:
+        """Chosen once, so a restarted broker answers where clients already point."""
+        if self._port is None or self._controller_port is None:
+            free = [port for port in _free_ports(3) if port != self._port]
+            self._port = self._port or free.pop()
+            self._controller_port = free[0]
+        return self._port, self._controller_port
+
+    def _write_config(self, data_dir: Path, port: int, controller_port: int) -> Path:
+        config = data_dir / "server.properties"
+        _write_properties(config, broker_properties(port, controller_port, data_dir / "kraft"))
+        (data_dir / "log4j2.properties").write_text(_LOG4J2)
+        return config
+
+    def _format_storage(self, lib: Path, config: Path) -> None:
+        if (config.parent / "kraft" / "meta.properties").is_file():
+            return
+        command = [
+            *self._java(lib, config),
+            "kafka.tools.StorageTool",
+            "format",
+            # "=" form: a base64url id may begin with "-" and would parse as an option.
+            f"--cluster-id={_new_cluster_id()}",
+            f"--config={config}",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(
+                "formatting the broker storage failed", _tail(result.stdout + result.stderr)
+            )
+
+    def _launch(self, lib: Path, config: Path) -> None:
+        command = [*self._java(lib, config), *_JVM_OPTIONS, "kafka.Kafka", str(config)]
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent_hook(),
+            )
+        atexit.register(self.stop)
+        logger.debug("started broker pid %d: %s", self._process.pid, command)
+
+    @staticmethod
+    def _java(lib: Path, config: Path) -> list[str]:
+        log4j = config.parent / "log4j2.properties"
+        return [_require_tool("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", str(lib / "*")]
+
+    def _log_tail(self) -> str:
+        try:
+            return _tail(self.log_file.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)  # the JVM leads its own session and process group
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    # While the JVM boots every connection is refused: librdkafka's complaints go to logging,
+    # and a short backoff keeps its default (exponential, up to 10 s) from delaying readiness.
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": bootstrap,
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 250,
+    }
+    return AdminClient(config, logger=logging.getLogger(f"{__name__}.librdkafka"))
+
+
+def _await_broker(bootstrap: str, exited: Callable[[], bool], timeout_s: float) -> None:
+    """Wait until metadata lists the node: it has registered with its controller, unfenced."""
+    admin = _admin(bootstrap)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if exited():
+            raise LocalKafkaError("the broker process exited during startup")
+        try:
+            if _NODE_ID in admin.list_topics(timeout=2.0).brokers:
+                return
+        except KafkaException:
+            pass
+        time.sleep(0.2)
+    raise LocalKafkaError(f"the broker at {bootstrap} was not ready within {timeout_s:.0f} s")
+
+
+def create_topics(
+    bootstrap: str, names: Sequence[str], partitions: int = 1, timeout_s: float = 30.0
+) -> None:
+    """Create topics (existing ones are accepted) and wait until every partition has a leader."""
+    admin = _admin(bootstrap)
+    new_topics = [NewTopic(name, num_partitions=partitions) for name in names]
+    for name, future in admin.create_topics(new_topics, operation_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise LocalKafkaError(f"creating topic {name!r} failed: {exc}") from exc
+    _await_leaders(admin, names, time.monotonic() + timeout_s)
+
+
+def _await_leaders(admin: AdminClient, names: Sequence[str], deadline: float) -> None:
+    pending = set(names) - _topics_with_leaders(admin)
+    while pending:
+        if time.monotonic() > deadline:
+            raise LocalKafkaError(f"topics without leaders: {sorted(pending)}")
+        time.sleep(0.1)
+        pending -= _topics_with_leaders(admin)
+
+
+def _topics_with_leaders(admin: AdminClient) -> set[str]:
+    topics = admin.list_topics(timeout=5.0).topics
+    return {
+        name
+        for name, topic in topics.items()
+        if topic.error is None
+        and topic.partitions
+        and all(partition.leader >= 0 for partition in topic.partitions.values())
+    }
+
+
+@contextlib.contextmanager
+def kafka_cluster(cache_dir: Path, bootstrap: str | None) -> Iterator[str]:
+    """Yield ``bootstrap`` untouched if given, else the address of a throwaway local broker."""
+    if bootstrap:
+        logger.info("using the external Kafka cluster at %s", bootstrap)
+        yield bootstrap
+        return
+    with LocalKafka(cache_dir) as kafka:
+        yield kafka.bootstrap
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    with LocalKafka(args.cache_dir, data_dir=args.data_dir, port=args.port) as kafka:
+        print(kafka.bootstrap, flush=True)
+        try:
+            while kafka.is_running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            logger.info("stopping the broker")
+            return 0
+        logger.error("the broker exited unexpectedly; see %s", kafka.log_file)
+        return 1
+
+
+def _parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.local_kafka",
+        description="Local Apache Kafka broker for development.",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(environ))
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("fetch", help="download the broker jars into the cache")
+    run = commands.add_parser("run", help="run a broker in the foreground until Ctrl-C")
+    run.add_argument("--data-dir", type=Path, default=None, help="kept (default: temporary)")
+    run.add_argument("--port", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv, os.environ)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.command == "fetch":
+            print(ensure_jars(args.cache_dir), flush=True)
+            return 0
+        return _run(args)
+    except LocalKafkaError as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
