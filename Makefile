@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
+.PHONY: system-deps demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -19,7 +19,10 @@ broker-jars: $(STAMP)
 demo: $(STAMP) broker-jars
 	$(BIN)/stream-scorer demo
 
-test: $(STAMP) broker-jars
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) broker-jars system-deps
 	$(BIN)/pytest
 
 lint: $(STAMP)

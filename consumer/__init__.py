@@ -1,1 +1,1 @@
-"""stream-scorer's application: config, CLI, the Kafka loop, batching, offsets, features, metrics."""
+"""stream-scorer's application: config, CLI, Kafka loop, batching, offsets, features, metrics."""

@@ -2,8 +2,8 @@
 
 Steps: generate a model and feature files; start (or reuse, with KAFKA_BOOTSTRAP) a broker; create
 topics; produce a backlog of jobs; run the scorer with a live progress line until the backlog is
-scored (throughput); stream more jobs open-loop at half that rate (latency); read every ranked
-list back, check none is missing, print a summary and a few lists; stop what was started.
+scored (throughput); stream more jobs open-loop at a quarter of that rate (latency); read every
+ranked list back, check none is missing, print a summary and a few lists; stop what was started.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from consumer.local_kafka import create_topics, default_cache_dir, kafka_cluster
 from schemas.records import RankedList
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder, RankedListDecoder
-
 
 # The generator shares this process (and the broker this machine), so latency is measured at a
 # quarter of the backlog rate: the scorer's share of the CPU, not the generator's, sets it.
@@ -126,9 +125,8 @@ def _read_back(bootstrap: str, topic: str, expected: int, timeout_s: float) -> l
     deadline = time.monotonic() + timeout_s
     try:
         while len(out) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 1.0):
-                if msg.error() is None:
-                    out.append(decoder.decode(msg.value()))
+            batch = consumer.consume(1000, 1.0)
+            out.extend(decoder.decode(m.value() or b"") for m in batch if m.error() is None)
     finally:
         consumer.close()
     return out
@@ -207,8 +205,8 @@ def _run(
         rate = options.jobs / wall
         n_latency = int(rate * LATENCY_LOAD * options.latency_seconds)
         print(
-            f"[5/5] streaming {n_latency:,} more jobs open-loop at {rate * 0.5:,.0f} jobs/s "
-            "(half the measured rate) for latency"
+            f"[5/5] streaming {n_latency:,} more jobs open-loop at {rate * LATENCY_LOAD:,.0f} "
+            f"jobs/s ({LATENCY_LOAD:.0%} of the measured rate) for latency"
         )
         latency_from = clock.now_ms()
         produce_jobs(
@@ -217,7 +215,7 @@ def _run(
             encoder,
             generate_jobs(rng, user_ids, item_ids, n_latency, shape, clock),
             clock,
-            rate * 0.5,
+            rate * LATENCY_LOAD,
         )
         _wait_scored(progress, options.jobs + n_latency, service, options.timeout_s)
     finally:

@@ -1,15 +1,16 @@
 """The application's exception tree, sorted by what the caller must do.
 
-    StreamScorerError                 root of everything this application raises
-    ├── ConfigError                   fatal: bad configuration; exit non-zero before consuming
-    ├── TransportError                retriable: broker or feature store unreachable / timed out
-    │   └── DeliveryError             an output was not acknowledged; never commit past it
-    ├── PoisonMessageError            this one input can never be scored; skip (later: dead-letter) and commit
-    └── ModelError                    a model could not be loaded or used; keep serving the old one
+    StreamScorerError       root of everything this application raises
+    ├── ConfigError         fatal: bad configuration; exit non-zero before consuming
+    ├── TransportError      retriable: broker or feature store unreachable / timed out
+    │   └── DeliveryError   an output was not acknowledged; never commit past it
+    ├── PoisonMessageError  this one input can never be scored; skip it and commit
+    ├── ModelError          a model could not be loaded or used; keep serving the old one
+    └── LocalKafkaError     (consumer.local_kafka) the local development broker failed
 
-The pure packages keep their own roots (`schemas.errors.SchemaError`, `scoring.errors.ScoringError`);
-this package translates them at its edges with ``raise ... from exc`` so callers of the
-application only ever catch `StreamScorerError`.
+The pure packages keep their own roots (`schemas.errors.SchemaError`,
+`scoring.errors.ScoringError`); this package translates them at its edges with
+``raise ... from exc`` so callers of the application only ever catch `StreamScorerError`.
 """
 
 from __future__ import annotations

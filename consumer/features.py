@@ -116,6 +116,14 @@ class FileFeatureStore:
         items = read_entity_csv(items_file) if items_file else empty
         return cls(users, items)
 
+    @property
+    def users(self) -> ItemTable:
+        return self._users
+
+    @property
+    def items(self) -> ItemTable:
+        return self._items
+
     async def fetch(
         self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
     ) -> BatchFeatures:

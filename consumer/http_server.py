@@ -56,7 +56,7 @@ async def start_server(app: web.Application, host: str, port: int) -> tuple[web.
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
+    server = site._server
     sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, int(bound)

@@ -103,7 +103,10 @@ class KafkaSource:
     def commit(self, positions: Mapping[TP, int], asynchronous: bool = True) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             raise TransportError(f"commit failed: {exc}") from exc
 
@@ -130,10 +133,13 @@ class KafkaSource:
 
 def _convert(msg: Message) -> InMessage:
     _kind, ts = msg.timestamp()
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise TransportError("the consumer returned a record without topic, partition or offset")
     return InMessage(
-        topic=msg.topic(),
-        partition=msg.partition(),
-        offset=msg.offset(),
+        topic=topic,
+        partition=partition,
+        offset=offset,
         key=msg.key(),
         value=msg.value(),
         timestamp_ms=ts,
@@ -164,13 +170,15 @@ class KafkaSink:
         headers: list[tuple[str, bytes]],
         token: tuple[TP, int],
     ) -> None:
+        wire_headers: list[tuple[str, str | bytes | None]] = list(headers)
+
         def report(err: KafkaError | None, _msg: Message) -> None:
             self._deliveries.append(Delivery(token, None if err is None else err.str()))
 
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=report
+                    topic, value=value, key=key, headers=wire_headers, on_delivery=report
                 )
                 return
             except BufferError:

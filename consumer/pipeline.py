@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from consumer.app import Service
@@ -91,17 +91,28 @@ def read_ranked(
     deadline = time.monotonic() + timeout_s
     try:
         while len(out) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.5):
-                if msg.error() is None:
-                    headers = {k: v for k, v in (msg.headers() or [])}
-                    out.append((msg.key(), headers, decoder.decode(msg.value())))
+            out.extend(_decoded(consumer.consume(500, 0.5), decoder))
         # linger briefly: more than expected would be duplicates
-        for msg in consumer.consume(500, 1.0):
-            if msg.error() is None:
-                out.append((msg.key(), {}, decoder.decode(msg.value())))
+        out.extend(_decoded(consumer.consume(500, 1.0), decoder))
     finally:
         consumer.close()
     return out
+
+
+def _decoded(
+    messages: list[Message], decoder: RankedListDecoder
+) -> list[tuple[bytes | None, dict[str, bytes], RankedList]]:
+    return [
+        (m.key(), _headers(m), decoder.decode(m.value() or b""))
+        for m in messages
+        if m.error() is None
+    ]
+
+
+def _headers(message: Message) -> dict[str, bytes]:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {k: v if isinstance(v, bytes) else str(v).encode() for k, v in pairs}
 
 
 def committed(bootstrap: str, topics: Topics, partitions: int) -> int:

@@ -59,8 +59,8 @@ def expected_ranking(data: DemoData, job: ScoringJob) -> tuple[np.ndarray, np.nd
         row_splits=np.array([0, cands.size], np.int64),
         top_k=np.array([job.top_k], np.int32),
     )
-    users = gather_users(store._users, batch.user_ids)  # noqa: SLF001 - test reads the store
-    probs = np.asarray(reference_predict(model, batch, users, store._items))  # noqa: SLF001
+    users = gather_users(store.users, batch.user_ids)
+    probs = np.asarray(reference_predict(model, batch, users, store.items))
     return cands, probs
 
 
