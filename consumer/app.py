@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from consumer.aio import AsyncBridge
 from consumer.clock import Clock, SystemClock
 from consumer.config import Config
+from consumer.errors import ConfigError
 from consumer.features import BatchFeatures, FeatureSource, FileFeatureStore
 from consumer.http_server import build_app, start_server
 from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
@@ -45,8 +46,13 @@ def build_schema_registry(config: Config) -> SchemaRegistry:
     )
 
 
-def build_feature_source(config: Config) -> FeatureSource:
+def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> FeatureSource:
+    """The configured feature source: the embedded file store, or the HTTP feature server."""
     f = config.features
+    if f.source == "http":
+        raise ConfigError(
+            "features.source = 'http' is not available in this build", key="features.source"
+        )
     return FileFeatureStore.from_files(
         config.path(f.users_file) if f.users_file else None,
         config.path(f.items_file) if f.items_file else None,
@@ -66,11 +72,13 @@ class Service:
         self.clock = clock or SystemClock()
         self.metrics = Metrics(registry or CollectorRegistry())
         self.models = ModelRegistry.from_directory(
-            config.path(config.models.directory), config.models.default_model
+            config.path(config.models.directory),
+            config.models.default_model,
+            config.models.shadow,
         )
         for model in self.models.all():
             self.metrics.model_info.labels(model.name, model.version).set(1)
-        self.features = build_feature_source(config)
+        self.features = build_feature_source(config, self.metrics, self.clock)
         self.bridge = AsyncBridge()
         schemas = build_schema_registry(config)
         self.processor = BatchProcessor(
@@ -81,6 +89,7 @@ class Service:
             fetch_features=self._fetch,
             clock=self.clock,
             limits=config.limits,
+            delivery=config.delivery,
         )
         self.state = LoopState()
         self.http_port: int | None = None

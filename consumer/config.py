@@ -68,13 +68,58 @@ class SchemaConfig:
 class ModelConfig:
     directory: str = "models"
     default_model: str = ""  # used for jobs naming a model that is not served; empty: reject
+    reload_interval_s: int = 5  # how often the model directory is checked; 0: never reload
+    shadow: Mapping[str, str] = field(default_factory=dict)  # served model -> shadow model
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureConfig:
-    source: str = "files"
+    source: str = "files"  # "files" (embedded store) or "http" (Feast online feature server)
     users_file: str = ""
     items_file: str = ""
+    url: str = ""  # feature server base URL, e.g. http://127.0.0.1:6566
+    user_features: str = ""  # comma-separated "view:feature" references for users
+    item_features: str = ""  # comma-separated "view:feature" references for items
+    user_entity: str = "user_id"
+    item_entity: str = "item_id"
+    token: str = ""  # bearer token (masked in repr); prefer token_file
+    token_file: str = ""  # re-read when it changes and after a 401
+    ca_file: str = ""  # custom CA bundle for TLS
+    client_cert: str = ""  # client certificate for mTLS
+    client_key: str = ""
+    timeout_ms: int = 250  # per micro-batch feature deadline
+    max_rows_per_request: int = 500
+    max_concurrency: int = 4
+    retries: int = 2
+    item_cache_ttl_s: int = 300
+    item_cache_size: int = 1_000_000
+    user_cache_ttl_s: int = 0  # 0: never cache user features
+    unavailable_policy: str = "defaults"  # "defaults" (degraded lists) or "pause"
+    breaker_failures: int = 5  # consecutive failed batches that open the circuit breaker
+    breaker_reset_s: int = 10  # open -> half-open after this long
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+        return f"FeatureConfig(token={'***' if self.token else ''!r}, {shown!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    mode: str = "at_least_once"  # or "exactly_once" (transactions)
+    transactional_id: str = ""  # exactly_once: stable per worker; default derived from group
+    dead_letter_topic: str = ""  # empty: poison records are counted, logged and skipped
+    deadline_ms: int = 0  # SLA on job age when scored; 0: none
+    deadline_policy: str = "score"  # past the deadline: "score", "defaults" or "dead_letter"
+    shutdown_timeout_s: int = 20  # SIGTERM to exit bound
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    enabled: bool = False  # the synchronous ranking API beside the Kafka loop
+    host: str = "127.0.0.1"
+    port: int = 9500
+    max_wait_ms: int = 2  # requests coalesce into one micro-batch for at most this long
+    max_batch_jobs: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +137,9 @@ class Config:
     schemas: SchemaConfig = field(default_factory=SchemaConfig)
     models: ModelConfig = field(default_factory=ModelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     base_dir: str = "."  # relative paths in the config resolve against this
 
     def path(self, value: str) -> Path:
@@ -108,7 +155,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "schemas": SchemaConfig,
     "models": ModelConfig,
     "features": FeatureConfig,
+    "delivery": DeliveryConfig,
     "server": ServerConfig,
+    "api": ApiConfig,
 }
 _PASSTHROUGH = ("consumer", "producer")
 
@@ -202,8 +251,49 @@ def _validate(config: Config) -> None:
         (bool(config.kafka.input_topic), "kafka.input_topic", "must not be empty"),
         (bool(config.kafka.output_topic), "kafka.output_topic", "must not be empty"),
         (bool(config.kafka.group_id), "kafka.group_id", "must not be empty"),
-        (config.features.source in ("files",), "features.source", "must be 'files'"),
+        (
+            config.features.source in ("files", "http"),
+            "features.source",
+            "must be 'files' or 'http'",
+        ),
+        (
+            config.features.source != "http" or bool(config.features.url),
+            "features.url",
+            "required when features.source = 'http'",
+        ),
+        (
+            config.features.unavailable_policy in ("defaults", "pause"),
+            "features.unavailable_policy",
+            "must be 'defaults' or 'pause'",
+        ),
+        (config.features.timeout_ms >= 1, "features.timeout_ms", "must be >= 1"),
+        (
+            config.features.max_rows_per_request >= 1,
+            "features.max_rows_per_request",
+            "must be >= 1",
+        ),
+        (config.features.max_concurrency >= 1, "features.max_concurrency", "must be >= 1"),
+        (
+            config.delivery.mode in ("at_least_once", "exactly_once"),
+            "delivery.mode",
+            "must be 'at_least_once' or 'exactly_once'",
+        ),
+        (
+            config.delivery.deadline_policy in ("score", "defaults", "dead_letter"),
+            "delivery.deadline_policy",
+            "must be 'score', 'defaults' or 'dead_letter'",
+        ),
+        (
+            config.delivery.deadline_policy != "dead_letter"
+            or bool(config.delivery.dead_letter_topic),
+            "delivery.dead_letter_topic",
+            "required when delivery.deadline_policy = 'dead_letter'",
+        ),
+        (config.delivery.shutdown_timeout_s >= 1, "delivery.shutdown_timeout_s", "must be >= 1"),
+        (config.models.reload_interval_s >= 0, "models.reload_interval_s", "must be >= 0"),
         (0 <= config.server.port < 65536, "server.port", "must be a TCP port"),
+        (0 <= config.api.port < 65536, "api.port", "must be a TCP port"),
+        (config.api.max_batch_jobs >= 1, "api.max_batch_jobs", "must be >= 1"),
     ]
     for ok, key, reason in checks:
         if not ok:

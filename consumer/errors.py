@@ -3,7 +3,8 @@
     StreamScorerError       root of everything this application raises
     ├── ConfigError         fatal: bad configuration; exit non-zero before consuming
     ├── TransportError      retriable: broker or feature store unreachable / timed out
-    │   └── DeliveryError   an output was not acknowledged; never commit past it
+    │   ├── DeliveryError   an output was not acknowledged; never commit past it
+    │   └── FeaturesUnavailableError  the feature store cannot answer (policy decides)
     ├── PoisonMessageError  this one input can never be scored; skip it and commit
     ├── ModelError          a model could not be loaded or used; keep serving the old one
     └── LocalKafkaError     (consumer.local_kafka) the local development broker failed
@@ -35,6 +36,10 @@ class TransportError(StreamScorerError):
 
 class DeliveryError(TransportError):
     """The broker did not acknowledge an output record."""
+
+
+class FeaturesUnavailableError(TransportError):
+    """The feature store cannot answer for this batch (after retries, or the breaker is open)."""
 
 
 class PoisonMessageError(StreamScorerError):

@@ -30,6 +30,13 @@ DENSE_SUFFIX = ":float"
 class BatchFeatures:
     users: UserFeatures
     items: ItemTable
+    degraded: bool = False  # the store was unavailable: scored with the model's defaults
+
+    @staticmethod
+    def defaults() -> BatchFeatures:
+        """No features at all: every term takes the model's defaults."""
+        empty = ItemTable.from_raw(np.zeros(0, np.int64), {}, {})
+        return BatchFeatures(UserFeatures(categorical={}, dense={}), empty, degraded=True)
 
 
 class FeatureSource(Protocol):

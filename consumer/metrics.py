@@ -97,4 +97,93 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.degraded_jobs = Counter(
+            "degraded_jobs",
+            "Jobs scored with default features (store unavailable or late).",
+            namespace=ns,
+            registry=registry,
+        )
+        self.late_jobs = Counter(
+            "late_jobs",
+            "Jobs older than the deadline when scored.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "dead_letters",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.model_reloads = Counter(
+            "model_reloads",
+            "Model (re)load attempts by result (success|failure).",
+            ["model", "result"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.shadow_overlap = Histogram(
+            "shadow_topk_overlap",
+            "Share of the served top-k the shadow model's top-k also holds.",
+            ["model", "shadow"],
+            namespace=ns,
+            registry=registry,
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+        )
+        self.paused = Gauge(
+            "paused",
+            "1 while consumption is paused (feature store down under 'pause').",
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_request_seconds = Histogram(
+            "feature_request_seconds",
+            "Feature-store HTTP request latency.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+            buckets=_STAGE_BUCKETS,
+        )
+        self.feature_errors = Counter(
+            "feature_errors",
+            "Feature-store errors by kind.",
+            ["kind"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_rows = Counter(
+            "feature_rows_requested",
+            "Entity rows requested from the feature store.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_missing = Counter(
+            "feature_missing_values",
+            "Feature values absent (NOT_FOUND, NULL, OUTSIDE_MAX_AGE).",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_cache_hits = Counter(
+            "feature_cache_hits",
+            "Feature cache hits.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_cache_misses = Counter(
+            "feature_cache_misses",
+            "Feature cache misses.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_breaker_open = Gauge(
+            "feature_breaker_open",
+            "1 while the feature-store circuit breaker is open.",
+            namespace=ns,
+            registry=registry,
+        )
         self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}

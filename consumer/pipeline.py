@@ -1,39 +1,64 @@
 """One micro-batch, from payload bytes to encoded ranked lists. No Kafka here.
 
-decode (whole batch) -> validate (vectorized) -> route to models -> fetch features (one call for
-the batch) -> score (one kernel call per model) -> encode. Every input position ends either in
-exactly one `Output` or in exactly one `Rejected`; nothing is dropped silently.
+decode (whole batch) -> validate (vectorized) -> deadline policy -> route to models (one
+`ModelSet` snapshot per batch) -> fetch features (one call for the batch) -> score (one kernel
+call per model) -> encode. Every input position ends either in exactly one `Output` or in exactly
+one `Rejected`; nothing is dropped silently. `score_columns` is the part shared with the
+synchronous ranking API, which does its own decoding and encoding.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from consumer.clock import Clock
-from consumer.config import LimitsConfig
+from consumer.config import DeliveryConfig, LimitsConfig
 from consumer.features import BatchFeatures
 from consumer.jobs import take_jobs, validate
-from consumer.models import ModelRegistry
+from consumer.models import ModelRegistry, ModelSet
 from consumer.outcome import BatchOutcome, Output, Rejected
 from schemas.records import JobColumns
 from schemas.serde import JobDecoder, RankedListEncoder
-from scoring.batch import ScoringBatch
-from scoring.features import UserFeatures
+from scoring.batch import RankedBatch, ScoringBatch
 from scoring.kernel import Scorer
 from scoring.model import LRModel
 
 FetchFeatures = Callable[[NDArray[np.int64], NDArray[np.int64]], BatchFeatures]
 
 
-def _subset_users(users: UserFeatures, idx: NDArray[np.int64]) -> UserFeatures:
-    return UserFeatures(
-        categorical={k: v[idx] for k, v in users.categorical.items()},
-        dense={k: v[idx] for k, v in users.dense.items()},
-    )
+@dataclass(frozen=True, slots=True)
+class ScoredGroup:
+    """Jobs of one batch scored by one model."""
+
+    model: LRModel
+    jobs: JobColumns
+    positions: NDArray[np.int64]  # input positions of the jobs
+    ranked: RankedBatch
+    scored_at_ms: int
+    degraded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    model: LRModel
+    idx: NDArray[np.int64]  # positions within the decoded columns
+    degraded: bool  # scored without fetching features (deadline policy "defaults")
+
+
+def _topk_overlap(a: RankedBatch, b: RankedBatch) -> NDArray[np.float64]:
+    """Per job, the share of the primary top-k that the shadow's top-k also holds."""
+    width = min(a.item_ids.shape[1], b.item_ids.shape[1])
+    if width == 0:
+        return np.zeros(a.counts.size)
+    pa, pb = a.item_ids[:, :width], b.item_ids[:, :width]
+    hits = (pa[:, :, None] == pb[:, None, :]).any(axis=2) & (pa >= 0)
+    share: NDArray[np.float64] = hits.sum(axis=1) / np.maximum(np.minimum(a.counts, width), 1)
+    return share
 
 
 class BatchProcessor:
@@ -48,6 +73,7 @@ class BatchProcessor:
         fetch_features: FetchFeatures,
         clock: Clock,
         limits: LimitsConfig,
+        delivery: DeliveryConfig | None = None,
     ) -> None:
         self._decoder = decoder
         self._encoder = encoder
@@ -56,114 +82,176 @@ class BatchProcessor:
         self._fetch = fetch_features
         self._clock = clock
         self._limits = limits
+        self._delivery = delivery or DeliveryConfig()
 
     def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome:
         outcome = BatchOutcome()
         t0 = time.perf_counter()
         decoded = self._decoder.decode_batch(payloads)
         outcome.rejected.extend(Rejected(p, "decode", str(e)) for p, e in decoded.errors)
-        valid, invalid = validate(decoded.jobs, self._limits)
-        positions = decoded.indices
-        outcome.rejected.extend(
-            Rejected(int(positions[i.position]), "invalid", i.reason) for i in invalid
-        )
-        groups = self._route(decoded.jobs, valid, positions, outcome)
+        outcome.stage_seconds["decode"] = time.perf_counter() - t0
+        groups = self.score_columns(decoded.jobs, decoded.indices, outcome)
         t1 = time.perf_counter()
-        outcome.stage_seconds["decode"] = t1 - t0
-        if groups:
-            jobs = take_jobs(decoded.jobs, np.concatenate([idx for _, idx in groups]))
-            features = self._fetch(jobs.user_ids, jobs.candidates)
-            outcome.stage_seconds["features"] = time.perf_counter() - t1
-            self._score_groups(decoded.jobs, groups, features, positions, outcome)
+        for group in groups:
+            self._encode(group, outcome)
+        outcome.stage_seconds["encode"] = time.perf_counter() - t1
         outcome.rejected.sort(key=lambda r: r.position)
         outcome.outputs.sort(key=lambda o: o.position)  # keep each partition's input order
         return outcome
 
-    def _route(
+    def score_columns(
+        self, jobs: JobColumns, positions: NDArray[np.int64], outcome: BatchOutcome
+    ) -> list[ScoredGroup]:
+        """Validate, route, fetch features for and score decoded jobs; rejections go to outcome."""
+        valid, invalid = validate(jobs, self._limits)
+        outcome.rejected.extend(
+            Rejected(int(positions[i.position]), "invalid", i.reason) for i in invalid
+        )
+        valid, late = self._apply_deadline(jobs, valid, positions, outcome)
+        snapshot = self._models.current()  # one snapshot: one version per model per batch
+        routes = self._route(snapshot, jobs, valid, late, positions, outcome)
+        fresh = [r for r in routes if not r.degraded]
+        t0 = time.perf_counter()
+        features = None
+        if fresh:
+            fetched = take_jobs(jobs, np.concatenate([r.idx for r in fresh]))
+            features = self._fetch(fetched.user_ids, fetched.candidates)
+            outcome.stage_seconds["features"] = time.perf_counter() - t0
+        return self._score_routes(snapshot, jobs, routes, features, positions, outcome)
+
+    def _apply_deadline(
         self,
         jobs: JobColumns,
         valid: NDArray[np.int64],
         positions: NDArray[np.int64],
         outcome: BatchOutcome,
-    ) -> list[tuple[LRModel, NDArray[np.int64]]]:
-        by_model: dict[str, list[int]] = {}
-        for i in valid.tolist():
-            by_model.setdefault(jobs.models[i], []).append(i)
-        groups: dict[str, tuple[LRModel, list[int]]] = {}
-        for name, idx in by_model.items():
-            model = self._models.resolve(name)
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Jobs past the SLA: flagged for scoring with defaults, or dead-lettered, by policy."""
+        deadline = self._delivery.deadline_ms
+        no_late = np.zeros(valid.size, dtype=bool)
+        if deadline <= 0 or valid.size == 0:
+            return valid, no_late
+        age = self._clock.now_ms() - jobs.created_at_ms[valid]
+        late = age > deadline
+        outcome.late += int(late.sum())
+        policy = self._delivery.deadline_policy
+        if policy == "score":
+            return valid, no_late
+        if policy == "defaults":
+            return valid, late
+        outcome.rejected.extend(
+            Rejected(int(positions[i]), "deadline", f"job is {int(a)} ms old (SLA {deadline} ms)")
+            for i, a in zip(valid[late].tolist(), age[late].tolist(), strict=True)
+        )
+        return valid[~late], no_late[~late]
+
+    def _route(
+        self,
+        snapshot: ModelSet,
+        jobs: JobColumns,
+        valid: NDArray[np.int64],
+        late: NDArray[np.bool_],
+        positions: NDArray[np.int64],
+        outcome: BatchOutcome,
+    ) -> list[_Route]:
+        by_key: dict[tuple[str, bool], list[int]] = {}
+        for i, is_late in zip(valid.tolist(), late.tolist(), strict=True):
+            by_key.setdefault((jobs.models[i], is_late), []).append(i)
+        merged: dict[tuple[str, bool], tuple[LRModel, list[int]]] = {}
+        for (name, degraded), idx in by_key.items():
+            model = snapshot.resolve(name)
             if model is None:
+                reason = f"model {name!r} is not served"
                 outcome.rejected.extend(
-                    Rejected(int(positions[i]), "unknown_model", f"model {name!r} is not served")
-                    for i in idx
+                    Rejected(int(positions[i]), "unknown_model", reason) for i in idx
                 )
                 continue
-            groups.setdefault(model.name, (model, []))[1].extend(idx)
-        return [(m, np.array(sorted(idx), dtype=np.int64)) for m, idx in groups.values()]
+            merged.setdefault((model.name, degraded), (model, []))[1].extend(idx)
+        return [
+            _Route(model, np.array(sorted(idx), dtype=np.int64), degraded)
+            for (_, degraded), (model, idx) in merged.items()
+        ]
 
-    def _score_groups(
+    def _score_routes(
         self,
+        snapshot: ModelSet,
         all_jobs: JobColumns,
-        groups: list[tuple[LRModel, NDArray[np.int64]]],
-        features: BatchFeatures,
+        routes: list[_Route],
+        features: BatchFeatures | None,
         positions: NDArray[np.int64],
         outcome: BatchOutcome,
-    ) -> None:
+    ) -> list[ScoredGroup]:
+        t0 = time.perf_counter()
+        groups: list[ScoredGroup] = []
         start = 0
-        score_s = encode_s = 0.0
-        e2e: list[NDArray[np.int64]] = []
-        for model, idx in groups:
-            t0 = time.perf_counter()
-            jobs = take_jobs(all_jobs, idx)
-            users = _subset_users(features.users, np.arange(start, start + idx.size))
-            start += idx.size
-            batch = ScoringBatch(
-                user_ids=jobs.user_ids,
-                contexts=jobs.contexts,
-                candidates=jobs.candidates,
-                row_splits=jobs.row_splits,
-                top_k=jobs.top_k,
-            )
-            ranked = self._scorer.rank(model, batch, users, features.items)
+        e2e: list[NDArray[np.int64]] = [outcome.e2e_ms]
+        for route in routes:
+            jobs = take_jobs(all_jobs, route.idx)
+            if route.degraded or features is None:
+                batch_features = BatchFeatures.defaults()
+            else:
+                rows = np.arange(start, start + route.idx.size)
+                start += route.idx.size
+                batch_features = BatchFeatures(
+                    features.users.take(rows), features.items, features.degraded
+                )
+            ranked = self._rank(route.model, jobs, batch_features)
             scored_at = self._clock.now_ms()
-            t1 = time.perf_counter()
-            values = self._encoder.encode_batch(
-                jobs.request_ids,
-                jobs.user_ids,
-                jobs.models,
-                [model.version] * idx.size,
-                ranked.item_ids,
-                ranked.scores,
-                ranked.counts,
-                jobs.created_at_ms,
-                scored_at,
-            )
-            self._collect(jobs, model, positions[idx], values, outcome)
-            outcome.predictions[model.name] = int(jobs.candidates.size)
-            outcome.jobs[model.name] = int(idx.size)
+            self._shadow(snapshot, route.model, jobs, batch_features, ranked, outcome)
+            groups.append(
+                ScoredGroup(route.model, jobs, positions[route.idx], ranked, scored_at,
+                            batch_features.degraded)
+            )  # fmt: skip
+            name = route.model.name
+            outcome.predictions[name] = outcome.predictions.get(name, 0) + jobs.candidates.size
+            outcome.jobs[name] = outcome.jobs.get(name, 0) + route.idx.size
+            outcome.degraded += route.idx.size if batch_features.degraded else 0
             e2e.append(scored_at - jobs.created_at_ms)
-            score_s += t1 - t0
-            encode_s += time.perf_counter() - t1
-        outcome.stage_seconds["score"] = score_s
-        outcome.stage_seconds["encode"] = encode_s
         outcome.e2e_ms = np.concatenate(e2e)
+        outcome.stage_seconds["score"] = time.perf_counter() - t0
+        return groups
 
-    @staticmethod
-    def _collect(
-        jobs: JobColumns,
+    def _rank(self, model: LRModel, jobs: JobColumns, features: BatchFeatures) -> RankedBatch:
+        batch = ScoringBatch(
+            user_ids=jobs.user_ids,
+            contexts=jobs.contexts,
+            candidates=jobs.candidates,
+            row_splits=jobs.row_splits,
+            top_k=jobs.top_k,
+        )
+        return self._scorer.rank(model, batch, features.users, features.items)
+
+    def _shadow(
+        self,
+        snapshot: ModelSet,
         model: LRModel,
-        positions: NDArray[np.int64],
-        values: list[bytes],
+        jobs: JobColumns,
+        features: BatchFeatures,
+        ranked: RankedBatch,
         outcome: BatchOutcome,
     ) -> None:
+        """Score with the route's shadow model, if any; only agreement is recorded."""
+        shadow = snapshot.shadow_for(model.name)
+        if shadow is None:
+            return
+        shadow_ranked = self._rank(shadow, jobs, features)
+        key = (model.name, shadow.name)
+        outcome.shadow_overlap.setdefault(key, []).extend(
+            _topk_overlap(ranked, shadow_ranked).tolist()
+        )
+
+    def _encode(self, group: ScoredGroup, outcome: BatchOutcome) -> None:
+        jobs, model, n = group.jobs, group.model, group.positions.size
+        values = self._encoder.encode_batch(
+            jobs.request_ids, jobs.user_ids, jobs.models, [model.version] * n,
+            group.ranked.item_ids, group.ranked.scores, group.ranked.counts,
+            jobs.created_at_ms, group.scored_at_ms, np.full(n, group.degraded),
+        )  # fmt: skip
         version = model.version.encode()
         name = model.name.encode()
         for pos, user_id, request_id, value in zip(
-            positions.tolist(), jobs.user_ids.tolist(), jobs.request_ids, values, strict=True
+            group.positions.tolist(), jobs.user_ids.tolist(), jobs.request_ids, values, strict=True
         ):
-            headers = [
-                ("request_id", request_id.encode()),
-                ("model", name),
-                ("model_version", version),
-            ]
+            headers = [("request_id", request_id.encode()), ("model", name),
+                       ("model_version", version)]  # fmt: skip
             outcome.outputs.append(Output(pos, str(user_id).encode(), value, headers))

@@ -47,14 +47,19 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_offset_commits": MetricSpec("counter"),
     "stream_scorer_model_info": MetricSpec("gauge", ("model", "version")),
     "stream_scorer_in_flight_jobs": MetricSpec("gauge"),
-    "stream_scorer_dead_letters": MetricSpec("counter", ("reason",), existing=False),
-    "stream_scorer_feature_request_seconds": MetricSpec("histogram", existing=False),
-    "stream_scorer_feature_errors": MetricSpec("counter", ("kind",), existing=False),
-    "stream_scorer_feature_cache_hits": MetricSpec("counter", existing=False),
-    "stream_scorer_feature_cache_misses": MetricSpec("counter", existing=False),
-    "stream_scorer_feature_breaker_open": MetricSpec("gauge", existing=False),
-    "stream_scorer_degraded_jobs": MetricSpec("counter", existing=False),
-    "stream_scorer_model_reloads": MetricSpec("counter", ("model", "result"), existing=False),
+    "stream_scorer_dead_letters": MetricSpec("counter", ("reason",)),
+    "stream_scorer_feature_request_seconds": MetricSpec("histogram", ("entity",)),
+    "stream_scorer_feature_errors": MetricSpec("counter", ("kind",)),
+    "stream_scorer_feature_rows_requested": MetricSpec("counter", ("entity",)),
+    "stream_scorer_feature_missing_values": MetricSpec("counter", ("entity",)),
+    "stream_scorer_feature_cache_hits": MetricSpec("counter", ("entity",)),
+    "stream_scorer_feature_cache_misses": MetricSpec("counter", ("entity",)),
+    "stream_scorer_feature_breaker_open": MetricSpec("gauge"),
+    "stream_scorer_degraded_jobs": MetricSpec("counter"),
+    "stream_scorer_late_jobs": MetricSpec("counter"),
+    "stream_scorer_paused": MetricSpec("gauge"),
+    "stream_scorer_shadow_topk_overlap": MetricSpec("histogram", ("model", "shadow")),
+    "stream_scorer_model_reloads": MetricSpec("counter", ("model", "result")),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -123,6 +128,8 @@ SAMPLE_LABELS = {
     "partition": "0",
     "stage": "score",
     "result": "failure",
+    "entity": "item",
+    "shadow": "demo-lr-next",
 }
 
 
