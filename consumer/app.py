@@ -7,8 +7,8 @@ collaborators as arguments, so tests assemble the same parts around fakes.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
-from pathlib import Path
 
 import numpy as np
 from aiohttp import web
@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 from consumer.aio import AsyncBridge
 from consumer.clock import Clock, SystemClock
 from consumer.config import Config
-from consumer.errors import ConfigError
 from consumer.features import BatchFeatures, FeatureSource, FileFeatureStore
+from consumer.http_features import HttpFeatureSource
 from consumer.http_server import build_app, start_server
 from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
 from consumer.metrics import Metrics
@@ -33,6 +33,21 @@ from scoring.kernel import Scorer
 log = logging.getLogger(__name__)
 
 FEATURE_TIMEOUT_S = 5.0
+
+
+def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
+    """Producer properties; exactly-once adds a transactional id stable per worker."""
+    props = dict(config.kafka.producer)
+    if config.delivery.mode == "exactly_once":
+        default_id = f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
+        props.setdefault("transactional.id", config.delivery.transactional_id or default_id)
+    return props
+
+
+def load_models(config: Config) -> ModelRegistry:
+    return ModelRegistry.from_directory(
+        config.path(config.models.directory), config.models.default_model, config.models.shadow
+    )
 
 
 def build_schema_registry(config: Config) -> SchemaRegistry:
@@ -50,9 +65,7 @@ def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> Feat
     """The configured feature source: the embedded file store, or the HTTP feature server."""
     f = config.features
     if f.source == "http":
-        raise ConfigError(
-            "features.source = 'http' is not available in this build", key="features.source"
-        )
+        return HttpFeatureSource.from_config(f, metrics, clock, config.path)
     return FileFeatureStore.from_files(
         config.path(f.users_file) if f.users_file else None,
         config.path(f.items_file) if f.items_file else None,
@@ -67,18 +80,18 @@ class Service:
         config: Config,
         registry: CollectorRegistry | None = None,
         clock: Clock | None = None,
+        worker_index: int = 0,
+        models: ModelRegistry | None = None,
+        features: FeatureSource | None = None,
     ) -> None:
         self.config = config
+        self.worker_index = worker_index
         self.clock = clock or SystemClock()
         self.metrics = Metrics(registry or CollectorRegistry())
-        self.models = ModelRegistry.from_directory(
-            config.path(config.models.directory),
-            config.models.default_model,
-            config.models.shadow,
-        )
+        self.models = models or load_models(config)
         for model in self.models.all():
             self.metrics.model_info.labels(model.name, model.version).set(1)
-        self.features = build_feature_source(config, self.metrics, self.clock)
+        self.features = features or build_feature_source(config, self.metrics, self.clock)
         self.bridge = AsyncBridge()
         schemas = build_schema_registry(config)
         self.processor = BatchProcessor(
@@ -117,7 +130,7 @@ class Service:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, then flush, commit, leave the group and clean up."""
         k = self.config.kafka
-        sink = KafkaSink(k.bootstrap_servers, k.producer)
+        sink = KafkaSink(k.bootstrap_servers, producer_properties(self.config, self.worker_index))
         try:
             loop = ScoringLoop(
                 self.config,
@@ -138,7 +151,3 @@ class Service:
             self._http_runner = None
         self.bridge.call(self.features.close(), 10.0)
         self.bridge.close()
-
-
-def model_dir_exists(config: Config) -> bool:
-    return Path(config.path(config.models.directory)).is_dir()

@@ -9,12 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import numpy as np
 from confluent_kafka import Producer
@@ -28,28 +25,15 @@ from consumer.generator import JobShape, generate_jobs, produce_jobs
 log = logging.getLogger("consumer.cli")
 
 
-def _install_stop_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from consumer.app import Service
+    from consumer.workers import run_worker, run_workers
 
     text, base = read_config_file(Path(args.config) if args.config else None)
     config = load_config(os.environ, text, base)
     log.info("starting with %r", config)
-    service = Service(config)
-    if config.server.enabled:
-        service.start_http()
-    stop = threading.Event()
-    _install_stop_signals(stop)
-    service.run(stop)
-    return 0
+    if args.workers > 1:
+        return run_workers(config, args.workers)
+    return run_worker(config, args.worker_index)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -97,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the scoring service")
     run.add_argument("--config", help="TOML config file (env STREAM_SCORER__* overrides)")
+    run.add_argument("--workers", type=int, default=1, help="scorer processes in this group")
+    run.add_argument(
+        "--worker-index", type=int, default=0, help="this worker's index (transactional id)"
+    )
     run.set_defaults(func=cmd_run)
 
     produce = sub.add_parser("produce", help="produce synthetic scoring jobs")

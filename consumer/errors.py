@@ -4,7 +4,9 @@
     ├── ConfigError         fatal: bad configuration; exit non-zero before consuming
     ├── TransportError      retriable: broker or feature store unreachable / timed out
     │   ├── DeliveryError   an output was not acknowledged; never commit past it
-    │   └── FeaturesUnavailableError  the feature store cannot answer (policy decides)
+    │   ├── FeaturesUnavailableError  the feature store cannot answer (policy decides)
+    │   └── TransactionAbortedError   exactly-once batch aborted; rewind and retry it
+    ├── FatalKafkaError     fenced or fatal client error: exit non-zero, loudly
     ├── PoisonMessageError  this one input can never be scored; skip it and commit
     ├── ModelError          a model could not be loaded or used; keep serving the old one
     └── LocalKafkaError     (consumer.local_kafka) the local development broker failed
@@ -40,6 +42,14 @@ class DeliveryError(TransportError):
 
 class FeaturesUnavailableError(TransportError):
     """The feature store cannot answer for this batch (after retries, or the breaker is open)."""
+
+
+class FatalKafkaError(StreamScorerError):
+    """The Kafka client cannot continue (fenced by a newer instance, fatal producer error)."""
+
+
+class TransactionAbortedError(TransportError):
+    """The current transaction was aborted; its batch must be re-read and retried."""
 
 
 class PoisonMessageError(StreamScorerError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.errors import TransportError
+from consumer.errors import FatalKafkaError, TransactionAbortedError, TransportError
 from consumer.offsets import TopicPartition as TP
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,25 @@ class KafkaSource:
             "fetch.wait.max.ms": 50,
         }
         conf.update(extra)
+        conf["on_commit"] = self._committed
+        self._commit_failures: deque[dict[TP, int]] = deque()
         self._consumer = Consumer(conf, logger=log)
         self._hooks = (on_assign, on_revoke)
         self._consumer.subscribe(
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
+
+    def _committed(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Only records the fact: the loop re-offers failed positions on its own stack.
+        failed = {(p.topic, p.partition): p.offset for p in partitions if err or p.error}
+        if failed:
+            self._commit_failures.append(failed)
+
+    def take_commit_failures(self) -> list[dict[TP, int]]:
+        """Positions whose asynchronous commit failed since the last call."""
+        out = list(self._commit_failures)
+        self._commit_failures.clear()
+        return out
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._hooks[0](_to_tps(partitions))
@@ -99,6 +113,23 @@ class KafkaSource:
         if err.fatal():
             raise TransportError(f"fatal consumer error: {err.str()}")
         log.warning("consumer error: %s", err.str())
+
+    def seek(self, positions: Mapping[TP, int]) -> None:
+        """Rewind (or move) partitions to the given next offsets to read."""
+        for (topic, partition), offset in positions.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # e.g. revoked meanwhile: nothing to rewind
+                log.warning("cannot seek %s[%d] to %d: %s", topic, partition, offset, exc)
+
+    def pause(self, tps: Sequence[TP]) -> None:
+        self._consumer.pause([TopicPartition(t, p) for t, p in tps])
+
+    def resume(self, tps: Sequence[TP]) -> None:
+        self._consumer.resume([TopicPartition(t, p) for t, p in tps])
+
+    def group_metadata(self) -> object:
+        return self._consumer.consumer_group_metadata()
 
     def commit(self, positions: Mapping[TP, int], asynchronous: bool = True) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
@@ -165,8 +196,8 @@ class KafkaSink:
     def produce(
         self,
         topic: str,
-        key: bytes,
-        value: bytes,
+        key: bytes | None,
+        value: bytes | None,
         headers: list[tuple[str, bytes]],
         token: tuple[TP, int],
     ) -> None:
@@ -196,6 +227,44 @@ class KafkaSink:
         """Wait for outstanding deliveries; returns how many are still not reported."""
         remaining: int = self._producer.flush(timeout_s)
         return remaining
+
+    def init_transactions(self, timeout_s: float = 30.0) -> None:
+        """Register the transactional id, fencing any older instance that used it."""
+        self._transactional(lambda: self._producer.init_transactions(timeout_s))
+
+    def begin(self) -> None:
+        self._transactional(self._producer.begin_transaction)
+
+    def send_offsets(
+        self, positions: Mapping[TP, int], group_metadata: object, timeout_s: float = 30.0
+    ) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        self._transactional(
+            lambda: self._producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
+        )
+
+    def commit_transaction(self, timeout_s: float = 30.0) -> None:
+        self._transactional(lambda: self._producer.commit_transaction(timeout_s))
+
+    def abort_transaction(self, timeout_s: float = 30.0) -> None:
+        self._transactional(lambda: self._producer.abort_transaction(timeout_s))
+
+    @staticmethod
+    def _transactional(call: Callable[[], object], attempts: int = 5) -> None:
+        """Run a transactional API call: retry retriable errors, classify the others."""
+        for attempt in range(attempts):
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.fatal():
+                    raise FatalKafkaError(f"fatal producer error: {err.str()}") from exc
+                if err.txn_requires_abort():
+                    raise TransactionAbortedError(f"transaction must abort: {err.str()}") from exc
+                if not err.retriable() or attempt == attempts - 1:
+                    raise TransportError(f"transactional call failed: {err.str()}") from exc
+                log.warning("retrying transactional call: %s", err.str())
 
     def __len__(self) -> int:
         return len(self._producer)

@@ -25,7 +25,6 @@ import argparse
 import atexit
 import base64
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import logging
@@ -55,7 +54,6 @@ KAFKA_VERSION = "4.1.1"
 _LOG4J_VERSION = "2.24.3"
 _JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError")
 _NODE_ID = 1
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _TAIL_LINES = 40
 
 _POM = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -227,23 +225,17 @@ def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGKILL the child when its parent goes away, else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        # Resolved before fork: the child must not load libraries between fork and exec.
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
+def _die_with_parent_prefix() -> list[str]:
+    """A command prefix asking Linux to SIGKILL the broker when its parent goes away.
 
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return hook
+    `setpriv --pdeathsig` sets PR_SET_PDEATHSIG at exec time. A Python preexec_fn would do the same
+    but runs Python between fork and exec, which crashes or deadlocks once the parent has other
+    threads (librdkafka's, in tests that restart the broker).
+    """
+    setpriv = shutil.which("setpriv")
+    if not sys.platform.startswith("linux") or setpriv is None:
+        return []
+    return [setpriv, "--pdeathsig", "KILL"]
 
 
 class LocalKafka:
@@ -409,7 +401,13 @@ class LocalKafka:
             )
 
     def _launch(self, lib: Path, config: Path) -> None:
-        command = [*self._java(lib, config), *_JVM_OPTIONS, "kafka.Kafka", str(config)]
+        command = [
+            *_die_with_parent_prefix(),
+            *self._java(lib, config),
+            *_JVM_OPTIONS,
+            "kafka.Kafka",
+            str(config),
+        ]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
@@ -418,7 +416,6 @@ class LocalKafka:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
             )
         atexit.register(self.stop)
         logger.debug("started broker pid %d: %s", self._process.pid, command)
@@ -441,14 +438,17 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def _admin(bootstrap: str) -> AdminClient:
-    # While the JVM boots every connection is refused: librdkafka's complaints go to logging,
-    # and a short backoff keeps its default (exponential, up to 10 s) from delaying readiness.
+    # While the JVM boots every connection is refused: librdkafka's complaints are silenced
+    # (log_level 0), and a short backoff keeps its default (exponential, up to 10 s) from
+    # delaying readiness. No Python `logger=`: a log callback into a client being destroyed on
+    # another thread has crashed the interpreter during broker restarts.
     config: dict[str, str | int | float | bool] = {
         "bootstrap.servers": bootstrap,
         "reconnect.backoff.ms": 50,
         "reconnect.backoff.max.ms": 250,
+        "log_level": 0,
     }
-    return AdminClient(config, logger=logging.getLogger(f"{__name__}.librdkafka"))
+    return AdminClient(config)
 
 
 def _await_broker(bootstrap: str, exited: Callable[[], bool], timeout_s: float) -> None:

@@ -187,3 +187,34 @@ class Metrics:
             registry=registry,
         )
         self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
+        # --- ranking API (consumer/api.py): requests labelled by path -----------------------
+        self.api_requests = Counter(
+            "api_requests",
+            "Ranking API requests answered, by path and HTTP status.",
+            ["path", "status"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_request_seconds = Histogram(
+            "api_request_seconds",
+            "Ranking API request latency (receipt to response), by path.",
+            ["path"],
+            namespace=ns,
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.api_batch_size_jobs = Histogram(
+            "api_batch_size_jobs",
+            "Requests per ranking API micro-batch.",
+            namespace=ns,
+            registry=registry,
+            buckets=_BATCH_BUCKETS,
+        )
+        self.api_predictions = Counter(
+            "api_predictions",
+            "Candidates scored by the ranking API, by model.",
+            ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+        # --- end ranking API ------------------------------------------------------------------

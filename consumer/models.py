@@ -4,12 +4,23 @@ A model directory holds one artifact directory per model (each with a manifest).
 immutable snapshot: the pipeline reads it once per batch, so a batch is never scored by two
 versions of a model. `ModelRegistry.reload` loads and validates changed artifacts off the hot
 path (the watcher thread), warms them, and swaps the snapshot reference in one assignment. A
-failed load keeps the old model serving; it is counted and logged by the caller.
+failed load keeps the old model serving; the caller counts and logs it.
+
+Threading: one writer at a time (reloads are serialised by a lock; `_stamps` is touched only
+under it) and any number of lock-free readers: `current()` reads one reference, which CPython
+assigns atomically, and a `ModelSet` never changes after construction.
+
+Change detection: an artifact's stamp is (inode, size, mtime) of its manifest and weights, so an
+atomic directory swap (`scoring.model.save_model`) and an in-place rewrite of either file are both
+seen. A stamp that moves while an artifact is being read means a writer raced the reader: the
+result is discarded and the artifact is read again on the next check. Directories whose name starts
+with "." are writers' staging areas and are never read. A removed artifact keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +29,14 @@ import numpy as np
 
 from consumer.errors import ModelError
 from scoring.batch import ScoringBatch
-from scoring.errors import ModelLoadError, ScoringError
+from scoring.errors import ModelLoadError
 from scoring.features import ItemTable, UserFeatures
 from scoring.kernel import Scorer
-from scoring.model import LRModel, load_model
+from scoring.model import MANIFEST, WEIGHTS, LRModel, load_model
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
+Stamp = tuple[tuple[int, int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,7 @@ class ModelSet:
 
     models: Mapping[str, LRModel]
     default_model: str = ""
-    shadows: Mapping[str, str] = field(default_factory=dict)
+    shadows: Mapping[str, str] = field(default_factory=dict)  # served model -> shadow model
 
     def resolve(self, name: str) -> LRModel | None:
         """The model serving jobs that name `name`, or None when none does."""
@@ -44,6 +55,7 @@ class ModelSet:
         return model
 
     def shadow_for(self, name: str) -> LRModel | None:
+        """The model scored alongside `name` for comparison only, if one is configured."""
         shadow = self.shadows.get(name)
         return self.models.get(shadow) if shadow else None
 
@@ -52,9 +64,17 @@ class ModelSet:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadFailure:
+    """An artifact that could not be loaded; `directory.name` labels metrics."""
+
+    directory: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadResult:
     loaded: list[LRModel]
-    failed: list[tuple[str, str]]  # (artifact directory, reason)
+    failed: list[LoadFailure]
 
 
 def _warm(model: LRModel) -> None:
@@ -72,6 +92,18 @@ def _warm(model: LRModel) -> None:
         raise ModelLoadError(Path(model.name), "warm-up produced non-finite scores")
 
 
+def _stamp(artifact: Path) -> Stamp:
+    parts = []
+    for name in (MANIFEST, WEIGHTS):
+        try:
+            st = (artifact / name).stat()
+        except OSError:
+            parts.append((-1, -1, -1))
+            continue
+        parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(parts)
+
+
 class ModelRegistry:
     """Holds the current `ModelSet`; reloads it from the model directory on request."""
 
@@ -84,12 +116,14 @@ class ModelRegistry:
     ) -> None:
         self._directory = directory
         self._loader = loader
-        self._stamps: dict[Path, float] = {}
+        self._lock = threading.Lock()
+        self._stamps: dict[Path, Stamp] = {}
+        self._sources: dict[str, Path] = {}  # model name -> the artifact directory serving it
         self._current = ModelSet({}, default_model, dict(shadows or {}))
         result = self.reload()
         if result.failed:
-            where, reason = result.failed[0]
-            raise ModelError(f"cannot load model at {where}: {reason}")
+            first = result.failed[0]
+            raise ModelError(f"cannot load model at {first.directory}: {first.reason}")
         self._check_routes()
 
     @classmethod
@@ -100,7 +134,12 @@ class ModelRegistry:
             raise ModelError(f"model directory {directory} does not exist")
         return cls(directory, default_model, shadows)
 
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
     def current(self) -> ModelSet:
+        """The snapshot to use for one whole batch."""
         return self._current
 
     def resolve(self, name: str) -> LRModel | None:
@@ -110,45 +149,67 @@ class ModelRegistry:
         return self._current.all()
 
     def _check_routes(self) -> None:
-        names = set(self._current.models)
+        current = self._current
+        names = set(current.models)
         if not names:
             raise ModelError(f"no model artifacts (*/{MANIFEST}) in {self._directory}")
-        wanted = {self._current.default_model} - {""} | set(self._current.shadows.values())
+        wanted = (
+            {current.default_model} - {""} | set(current.shadows) | set(current.shadows.values())
+        )
         missing = wanted - names
         if missing:
             raise ModelError(f"configured model(s) {sorted(missing)} not among {sorted(names)}")
+        for served, shadow in current.shadows.items():
+            if served == shadow:
+                raise ModelError(f"model {served!r} cannot shadow itself")
 
     def reload(self) -> ReloadResult:
-        """Load artifacts whose manifest changed; swap the snapshot if any loaded."""
-        models = dict(self._current.models)
-        loaded: list[LRModel] = []
-        failed: list[tuple[str, str]] = []
-        for manifest in sorted(self._directory.glob(f"*/{MANIFEST}")):
-            stamp = _stamp(manifest)
-            if self._stamps.get(manifest) == stamp:
-                continue
-            self._stamps[manifest] = stamp
-            try:
-                model = self._loader(manifest.parent)
-                _warm(model)
-            except ScoringError as exc:
-                failed.append((str(manifest.parent), str(exc)))
-                log.error("keeping the old model: cannot load %s: %s", manifest.parent, exc)
-                continue
-            old = models.get(model.name)
-            if old is not None and old.version == model.version and old is not model:
-                log.info("model %s version %s re-read; replacing it", model.name, model.version)
-            models[model.name] = model
-            loaded.append(model)
-            log.info("loaded model %s version %s", model.name, model.version)
-        if loaded:
-            current = self._current
-            self._current = ModelSet(models, current.default_model, current.shadows)
-        return ReloadResult(loaded, failed)
+        """Load artifacts that changed since the last check; swap the snapshot if any loaded."""
+        with self._lock:
+            models = dict(self._current.models)
+            loaded: list[LRModel] = []
+            failed: list[LoadFailure] = []
+            for artifact in self._artifacts():
+                stamp = _stamp(artifact)
+                if self._stamps.get(artifact) == stamp:
+                    continue
+                outcome = self._load(artifact, stamp)
+                if isinstance(outcome, LoadFailure):
+                    failed.append(outcome)
+                elif outcome is not None:
+                    models[outcome.name] = outcome
+                    loaded.append(outcome)
+            if loaded:
+                current = self._current
+                self._current = ModelSet(models, current.default_model, current.shadows)
+            return ReloadResult(loaded, failed)
 
+    def _artifacts(self) -> list[Path]:
+        return sorted(
+            m.parent
+            for m in self._directory.glob(f"*/{MANIFEST}")
+            if not m.parent.name.startswith(".")
+        )
 
-def _stamp(manifest: Path) -> float:
-    try:
-        return manifest.stat().st_mtime_ns / 1e9
-    except OSError:
-        return -1.0
+    def _load(self, artifact: Path, stamp: Stamp) -> LRModel | LoadFailure | None:
+        """The artifact's validated model, a failure, or None if a writer raced the read."""
+        try:
+            model = self._loader(artifact)
+            _warm(model)
+        except Exception as exc:  # any artifact problem must keep the old model serving
+            if _stamp(artifact) != stamp:
+                return None
+            self._stamps[artifact] = stamp  # a broken artifact is reported once, not every check
+            log.error("keeping the old model: cannot load %s: %s", artifact, exc)
+            return LoadFailure(artifact, str(exc))
+        if _stamp(artifact) != stamp:
+            log.info("artifact %s changed while being read; reading it again later", artifact)
+            return None
+        self._stamps[artifact] = stamp
+        owner = self._sources.setdefault(model.name, artifact)
+        if owner != artifact:
+            reason = f"model name {model.name!r} is already served from {owner}"
+            log.error("ignoring %s: %s", artifact, reason)
+            return LoadFailure(artifact, reason)
+        log.info("loaded model %s version %s from %s", model.name, model.version, artifact)
+        return model

@@ -66,6 +66,13 @@ class OffsetTracker:
             if state is not None:
                 state.committed = position
 
+    def commit_failed(self, positions: dict[TopicPartition, int]) -> None:
+        """An asynchronous commit of `positions` failed: offer those positions again."""
+        for tp, position in positions.items():
+            state = self._partitions.get(tp)
+            if state is not None and state.committed == position:
+                state.committed = None
+
     def in_flight(self, tp: TopicPartition | None = None) -> int:
         """Records consumed but not yet finished (for one partition, or all)."""
         if tp is not None:

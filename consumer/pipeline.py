@@ -18,10 +18,12 @@ from numpy.typing import NDArray
 
 from consumer.clock import Clock
 from consumer.config import DeliveryConfig, LimitsConfig
+from consumer.errors import TransportError
 from consumer.features import BatchFeatures
 from consumer.jobs import take_jobs, validate
 from consumer.models import ModelRegistry, ModelSet
 from consumer.outcome import BatchOutcome, Output, Rejected
+from schemas.errors import RegistryError, SchemaError, UnknownSchemaIdError
 from schemas.records import JobColumns
 from schemas.serde import JobDecoder, RankedListEncoder
 from scoring.batch import RankedBatch, ScoringBatch
@@ -61,6 +63,10 @@ def _topk_overlap(a: RankedBatch, b: RankedBatch) -> NDArray[np.float64]:
     return share
 
 
+def _decode_kind(error: SchemaError) -> str:
+    return "unknown_schema" if isinstance(error, UnknownSchemaIdError) else "decode"
+
+
 class BatchProcessor:
     """Turns a micro-batch of payloads into outputs and rejections."""
 
@@ -87,8 +93,11 @@ class BatchProcessor:
     def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome:
         outcome = BatchOutcome()
         t0 = time.perf_counter()
-        decoded = self._decoder.decode_batch(payloads)
-        outcome.rejected.extend(Rejected(p, "decode", str(e)) for p, e in decoded.errors)
+        try:
+            decoded = self._decoder.decode_batch(payloads)
+        except RegistryError as exc:  # the registry, not the records, is at fault: retry
+            raise TransportError(f"schema registry unavailable: {exc}") from exc
+        outcome.rejected.extend(Rejected(p, _decode_kind(e), str(e)) for p, e in decoded.errors)
         outcome.stage_seconds["decode"] = time.perf_counter() - t0
         groups = self.score_columns(decoded.jobs, decoded.indices, outcome)
         t1 = time.perf_counter()

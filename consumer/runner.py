@@ -1,66 +1,48 @@
-"""The Kafka loop: poll a micro-batch, process it, produce the outputs, commit what is finished.
+"""The Kafka loop: poll a micro-batch, process it, hand the outputs to the delivery mode.
 
-Invariants (at-least-once):
-- An input offset is committed only after every output it caused was acknowledged by the broker
-  (`OffsetTracker`); a rejected input has no outputs and is finished at once.
-- A failed delivery stops the loop before anything past it is committed (exit non-zero; a restart
-  re-reads from the last commit).
-- On revocation the producer is flushed and finished offsets of the revoked partitions are
-  committed synchronously before the partitions are released.
-- The loop owns its thread; feature fetches go through the `fetch` callable (an asyncio bridge in
-  production) and never run librdkafka calls on an event loop.
+Invariants:
+- Offsets move only through the delivery mode (`consumer.delivery`): at-least-once commits the
+  acknowledged prefix; exactly-once commits outputs and offsets in one transaction per batch.
+- Poison records become dead-letter records (when a dead-letter topic is configured) or are
+  counted, logged and skipped; either way their offsets are committed like any other.
+- A retriable failure of a whole batch (feature store unavailable under the `pause` policy,
+  schema registry down) rewinds the batch's partitions, pauses consumption and keeps polling, so
+  the worker stays in its group; consumption resumes after a growing backoff.
+- On revocation the in-flight work of the revoked partitions is finished and committed before the
+  partitions are released. The loop owns its thread; librdkafka never runs on an event loop.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
-
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 from consumer.clock import Clock
 from consumer.config import Config
-from consumer.errors import DeliveryError
-from consumer.kafka_io import Delivery, InMessage, RebalanceHook
+from consumer.dead_letter import OutRecord, dead_letter
+from consumer.delivery import (
+    AtLeastOnce,
+    ExactlyOnce,
+    Sink,
+    Source,
+    TransactionalSink,
+    batch_starts,
+)
+from consumer.errors import FeaturesUnavailableError, TransactionAbortedError, TransportError
+from consumer.kafka_io import InMessage, RebalanceHook
 from consumer.metrics import Metrics
-from consumer.offsets import OffsetTracker, TopicPartition
+from consumer.offsets import TopicPartition
 from consumer.outcome import BatchOutcome
 
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL_S = 1.0
-SHUTDOWN_FLUSH_S = 10.0
+MIN_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
 
-
-class Source(Protocol):
-    def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]: ...
-
-    def commit(
-        self, positions: Mapping[TopicPartition, int], asynchronous: bool = True
-    ) -> None: ...
-
-    def lag(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]: ...
-
-    def close(self) -> None: ...
-
-
-class Sink(Protocol):
-    def produce(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: list[tuple[str, bytes]],
-        token: tuple[TopicPartition, int],
-    ) -> None: ...
-
-    def poll(self, timeout_s: float = 0.0) -> None: ...
-
-    def take_deliveries(self) -> list[Delivery]: ...
-
-    def flush(self, timeout_s: float) -> int: ...
+__all__ = ["LoopState", "Processor", "ScoringLoop", "Sink", "Source", "SourceFactory"]
 
 
 class Processor(Protocol):
@@ -81,7 +63,7 @@ class LoopState:
 
 
 class ScoringLoop:
-    """Consume -> process -> produce -> commit, until `stop` is set."""
+    """Consume -> process -> deliver -> commit, until `stop` is set."""
 
     def __init__(
         self,
@@ -94,14 +76,20 @@ class ScoringLoop:
         state: LoopState | None = None,
     ) -> None:
         self._cfg = config
-        self._sink = sink
         self._processor = processor
         self._metrics = metrics
         self._clock = clock
         self.state = state or LoopState()
-        self._tracker = OffsetTracker()
         self._next_lag = 0.0
+        self._paused: set[TopicPartition] = set()
+        self._resume_at = 0.0
+        self._backoff = MIN_BACKOFF_S
         self._source = make_source(self._on_assign, self._on_revoke)
+        self._delivery: AtLeastOnce | ExactlyOnce
+        if config.delivery.mode == "exactly_once":
+            self._delivery = ExactlyOnce(self._source, cast(TransactionalSink, sink), metrics)
+        else:
+            self._delivery = AtLeastOnce(self._source, sink, metrics)
 
     def run(self, stop: threading.Event) -> None:
         self.state.running = True
@@ -113,9 +101,10 @@ class ScoringLoop:
             self._shutdown()
 
     def step(self) -> None:
-        """One iteration: poll, process, serve deliveries, commit, refresh lag."""
+        """One iteration: poll, process, deliver, serve acknowledgements, refresh lag."""
         now = self._clock.monotonic()
         self.state.last_beat = now
+        self._maybe_resume(now)
         self._wait_for_room()
         t0 = self._clock.monotonic()
         batch = self._source.poll_batch(
@@ -124,37 +113,44 @@ class ScoringLoop:
         if batch:
             self._metrics.stages["poll"].observe(self._clock.monotonic() - t0)
             self._handle(batch)
-        self._sink.poll(0)
-        self._settle()
-        self._commit()
+        t1 = self._clock.monotonic()
+        self._delivery.service(0)
+        self._metrics.stages["commit"].observe(self._clock.monotonic() - t1)
         if now >= self._next_lag:
             self._next_lag = now + LAG_INTERVAL_S
             self._refresh_lag()
 
     def _handle(self, batch: list[InMessage]) -> None:
-        outcome = self._processor.process([m.value for m in batch])
+        try:
+            outcome = self._processor.process([m.value for m in batch])
+        except TransportError as exc:
+            self._retry_later(batch, exc)
+            return
         self._record(outcome, len(batch))
-        outputs_at = np.bincount([o.position for o in outcome.outputs], minlength=len(batch))
-        for msg, count in zip(batch, outputs_at.tolist(), strict=True):
-            self._tracker.track((msg.topic, msg.partition), msg.offset, count)
         t0 = self._clock.monotonic()
+        try:
+            self._delivery.deliver(batch, self._records(batch, outcome))
+        except TransactionAbortedError:
+            return  # rewound to the batch's first offsets: the next poll re-reads it
+        finally:
+            self._metrics.stages["produce"].observe(self._clock.monotonic() - t0)
+        self._backoff = MIN_BACKOFF_S
+
+    def _records(self, batch: list[InMessage], outcome: BatchOutcome) -> list[OutRecord]:
         topic = self._cfg.kafka.output_topic
-        for out in outcome.outputs:
-            msg = batch[out.position]
-            self._sink.produce(
-                topic, out.key, out.value, out.headers, ((msg.topic, msg.partition), msg.offset)
-            )
+        records = [
+            OutRecord(topic, o.key, o.value, o.headers, batch[o.position]) for o in outcome.outputs
+        ]
+        dlq = self._cfg.delivery.dead_letter_topic
+        now_ms = self._clock.now_ms()
         for rej in outcome.rejected:
             msg = batch[rej.position]
-            log.warning(
-                "skipping %s[%d]@%d (%s): %s",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                rej.kind,
-                rej.reason,
-            )
-        self._metrics.stages["produce"].observe(self._clock.monotonic() - t0)
+            if dlq:
+                records.append(dead_letter(dlq, msg, rej, now_ms))
+                self._metrics.dead_letters.labels(rej.kind).inc()
+            log.warning("%s %s[%d]@%d (%s): %s", "dead-lettering" if dlq else "skipping",
+                        msg.topic, msg.partition, msg.offset, rej.kind, rej.reason)  # fmt: skip
+        return records
 
     def _record(self, outcome: BatchOutcome, size: int) -> None:
         m = self._metrics
@@ -168,43 +164,38 @@ class ScoringLoop:
             m.jobs_scored.labels(model).inc(n)
         for rej in outcome.rejected:
             m.errors.labels(rej.kind).inc()
+        m.degraded_jobs.inc(outcome.degraded)
+        m.late_jobs.inc(outcome.late)
+        for (model, shadow), overlaps in outcome.shadow_overlap.items():
+            child = m.shadow_overlap.labels(model, shadow)
+            for share in overlaps:
+                child.observe(share)
         for latency_ms in outcome.e2e_ms.tolist():
             m.e2e_latency.observe(latency_ms / 1000)
 
-    def _settle(self) -> None:
-        """Apply delivery reports to the tracker; a failed delivery stops the loop."""
-        failed: Delivery | None = None
-        for delivery in self._sink.take_deliveries():
-            if delivery.error is not None:
-                # Left unacknowledged: the tracker never commits past this offset.
-                self._metrics.errors.labels("delivery").inc()
-                failed = failed or delivery
-                continue
-            self._tracker.ack(*delivery.token)
-            self._metrics.ranked_lists_produced.inc()
-        self._metrics.in_flight.set(self._tracker.in_flight())
-        if failed is not None:
-            raise DeliveryError(f"output for {failed.token} not delivered: {failed.error}")
+    def _retry_later(self, batch: list[InMessage], exc: TransportError) -> None:
+        """Rewind the batch, pause consumption for a backoff, keep polling to stay in the group."""
+        kind = "features_unavailable" if isinstance(exc, FeaturesUnavailableError) else "transport"
+        self._metrics.errors.labels(kind).inc()
+        self._source.seek(batch_starts(batch))
+        self._paused = set(self.state.assigned)
+        self._source.pause(sorted(self._paused))
+        self._resume_at = self._clock.monotonic() + self._backoff
+        log.warning("pausing consumption for %.1fs, batch will be retried: %s", self._backoff, exc)
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        self._metrics.paused.set(1)
 
-    def _commit(self, asynchronous: bool = True, only: set[TopicPartition] | None = None) -> None:
-        positions = self._tracker.committable()
-        if only is not None:
-            positions = {tp: o for tp, o in positions.items() if tp in only}
-        if not positions:
-            return
-        t0 = self._clock.monotonic()
-        self._source.commit(positions, asynchronous=asynchronous)
-        self._tracker.mark_committed(positions)
-        self._metrics.committed_offsets.inc()
-        self._metrics.stages["commit"].observe(self._clock.monotonic() - t0)
+    def _maybe_resume(self, now: float) -> None:
+        if self._paused and now >= self._resume_at:
+            self._source.resume(sorted(self._paused & self.state.assigned))
+            self._paused.clear()
+            self._metrics.paused.set(0)
 
     def _wait_for_room(self) -> None:
         """Backpressure: while too many outputs await acks, serve deliveries instead of polling."""
         limit = self._cfg.batch.max_in_flight_jobs
-        while self._tracker.in_flight() >= limit:
-            self._sink.poll(0.05)
-            self._settle()
-            self._commit()
+        while self._delivery.in_flight() >= limit:
+            self._delivery.service(0.05)
 
     def _refresh_lag(self) -> None:
         if not self.state.assigned:
@@ -221,28 +212,17 @@ class ScoringLoop:
 
     def _on_revoke(self, tps: list[TopicPartition]) -> None:
         log.info("revoking %s", tps)
-        revoked = set(tps)
-        self._drain(SHUTDOWN_FLUSH_S)
-        self._commit(asynchronous=False, only=revoked)
-        self._tracker.revoke(tps)
-        self.state.assigned.difference_update(revoked)
+        self._delivery.on_revoke(tps, self._cfg.delivery.shutdown_timeout_s / 2)
+        self.state.assigned.difference_update(tps)
+        self._paused.difference_update(tps)
         for topic, partition in tps:
             if self.state.lag.pop((topic, partition), None) is not None:
                 self._metrics.consumer_lag.remove(topic, str(partition))
         self._metrics.assigned_partitions.set(len(self.state.assigned))
 
-    def _drain(self, timeout_s: float) -> None:
-        remaining = self._sink.flush(timeout_s)
-        self._settle()
-        if remaining:
-            log.error("%d outputs still unacknowledged after %.1fs", remaining, timeout_s)
-
     def _shutdown(self) -> None:
         try:
-            try:
-                self._drain(SHUTDOWN_FLUSH_S)
-            finally:
-                self._commit(asynchronous=False)  # only finished offsets: safe after a failure
+            self._delivery.close(self._cfg.delivery.shutdown_timeout_s / 2)
         finally:
             self._source.close()
             log.info("scoring loop stopped")

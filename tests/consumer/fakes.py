@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from consumer.errors import FatalKafkaError, FeaturesUnavailableError, TransactionAbortedError
 from consumer.kafka_io import Delivery, InMessage, RebalanceHook
 from consumer.offsets import TopicPartition
 from consumer.outcome import BatchOutcome, Output, Rejected
@@ -27,6 +28,9 @@ class FakeSource:
         self.sync_commits: list[dict[TopicPartition, int]] = []
         self.closed = False
         self.polls = 0
+        self.seeks: list[dict[TopicPartition, int]] = []
+        self.commit_failures: list[dict[TopicPartition, int]] = []
+        self.paused: set[TopicPartition] = set()
         on_assign(sorted(self.queues))
 
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]:
@@ -40,6 +44,22 @@ class FakeSource:
 
     def commit(self, positions: Mapping[TopicPartition, int], asynchronous: bool = True) -> None:
         (self.commits if asynchronous else self.sync_commits).append(dict(positions))
+
+    def seek(self, positions: Mapping[TopicPartition, int]) -> None:
+        self.seeks.append(dict(positions))
+
+    def pause(self, tps: Sequence[TopicPartition]) -> None:
+        self.paused.update(tps)
+
+    def resume(self, tps: Sequence[TopicPartition]) -> None:
+        self.paused.difference_update(tps)
+
+    def group_metadata(self) -> object:
+        return "group-metadata"
+
+    def take_commit_failures(self) -> list[dict[TopicPartition, int]]:
+        out, self.commit_failures = self.commit_failures, []
+        return out
 
     def lag(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.queues.get(tp, [])) for tp in tps}
@@ -58,7 +78,8 @@ class FakeSink:
 
     def __init__(self, auto_ack: bool = True) -> None:
         self.auto_ack = auto_ack
-        self.produced: list[tuple[str, bytes, bytes, tuple[TopicPartition, int]]] = []
+        self.produced: list[tuple[str, bytes | None, bytes | None, tuple[TopicPartition, int]]] = []
+        self.headers: list[dict[str, bytes]] = []
         self.unacked: list[tuple[TopicPartition, int]] = []
         self.reports: list[Delivery] = []
         self.fail_tokens: set[tuple[TopicPartition, int]] = set()
@@ -66,12 +87,13 @@ class FakeSink:
     def produce(
         self,
         topic: str,
-        key: bytes,
-        value: bytes,
+        key: bytes | None,
+        value: bytes | None,
         headers: list[tuple[str, bytes]],
         token: tuple[TopicPartition, int],
     ) -> None:
         self.produced.append((topic, key, value, token))
+        self.headers.append(dict(headers))
         self.unacked.append(token)
 
     def release(self) -> None:
@@ -93,13 +115,62 @@ class FakeSink:
         return 0
 
 
+class FakeTransactionalSink(FakeSink):
+    """Transactions over the fake sink: committed records, offsets sent, scripted failures."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_ack=True)
+        self.committed: list[
+            tuple[str, bytes | None, bytes | None, tuple[TopicPartition, int]]
+        ] = []
+        self.offsets: list[dict[TopicPartition, int]] = []
+        self.open = False
+        self.aborts = 0
+        self.fail_next_commit: str | None = None  # "abortable" | "fenced"
+
+    def init_transactions(self, timeout_s: float = 30.0) -> None:
+        return None
+
+    def begin(self) -> None:
+        assert not self.open, "transaction already open"
+        self.open = True
+        self._start = len(self.produced)
+
+    def send_offsets(
+        self,
+        positions: Mapping[TopicPartition, int],
+        group_metadata: object,
+        timeout_s: float = 30.0,
+    ) -> None:
+        assert group_metadata == "group-metadata"
+        self._pending_offsets = dict(positions)
+
+    def commit_transaction(self, timeout_s: float = 30.0) -> None:
+        failure, self.fail_next_commit = self.fail_next_commit, None
+        if failure == "abortable":
+            raise TransactionAbortedError("broker said abort")
+        if failure == "fenced":
+            raise FatalKafkaError("fenced by a newer instance")
+        self.committed.extend(self.produced[self._start :])
+        self.offsets.append(self._pending_offsets)
+        self.open = False
+
+    def abort_transaction(self, timeout_s: float = 30.0) -> None:
+        self.aborts += 1
+        self.open = False
+
+
 class FakeProcessor:
     """Payloads starting with b'bad' are rejected; every other payload yields one output."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.unavailable = 0  # the next n calls raise FeaturesUnavailableError
 
     def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise FeaturesUnavailableError("feature store down")
         self.batches.append(len(payloads))
         outcome = BatchOutcome()
         for pos, payload in enumerate(payloads):

@@ -11,7 +11,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from consumer.app import Service
@@ -103,26 +111,50 @@ def _decoded(
     messages: list[Message], decoder: RankedListDecoder
 ) -> list[tuple[bytes | None, dict[str, bytes], RankedList]]:
     return [
-        (m.key(), _headers(m), decoder.decode(m.value() or b""))
+        (m.key(), headers_of(m), decoder.decode(m.value() or b""))
         for m in messages
         if m.error() is None
     ]
 
 
-def _headers(message: Message) -> dict[str, bytes]:
+def headers_of(message: Message) -> dict[str, bytes]:
     raw = message.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     return {k: v if isinstance(v, bytes) else str(v).encode() for k, v in pairs}
 
 
 def committed(bootstrap: str, topics: Topics, partitions: int) -> int:
-    """Sum of the group's committed offsets over the input topic's partitions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topics.group})
-    try:
-        tps = consumer.committed([TopicPartition(topics.jobs, p) for p in range(partitions)], 10)
-        return sum(max(tp.offset, 0) for tp in tps)
-    finally:
-        consumer.close()
+    """Sum of the group's committed offsets over the input topic's partitions.
+
+    Reads through the admin API without `require_stable`: an exactly-once scorer always has a
+    transaction in flight, and a stable read would wait for it. Retries transient coordinator
+    errors (the coordinator moves while a broker restarts).
+    """
+    admin = _admin(bootstrap)
+    request = ConsumerGroupTopicPartitions(
+        topics.group, [TopicPartition(topics.jobs, p) for p in range(partitions)]
+    )
+    for attempt in range(20):
+        try:
+            futures = admin.list_consumer_group_offsets([request], require_stable=False)
+            result = futures[topics.group].result(10)
+            return sum(max(tp.offset, 0) for tp in result.topic_partitions or [])
+        except (KafkaException, TimeoutError):
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+_ADMINS: dict[str, AdminClient] = {}
+
+
+def _admin(bootstrap: str) -> AdminClient:
+    """One admin client per cluster for the whole session: destroying one while a request is
+    still outstanding (e.g. timed out during a broker restart) crashes librdkafka."""
+    if bootstrap not in _ADMINS:
+        _ADMINS[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
+    return _ADMINS[bootstrap]
 
 
 @contextmanager
@@ -168,3 +200,33 @@ def new_service(config: Config) -> tuple[Service, CollectorRegistry]:
 
 def data_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+def read_all(
+    bootstrap: str, topic: str, *, committed_only: bool = True, idle_s: float = 3.0,
+    timeout_s: float = 120.0,
+) -> list[Message]:  # fmt: skip
+    """Every record of `topic` (read_committed by default), until nothing new for `idle_s`."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+    })  # fmt: skip
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() - last_new < idle_s and time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(1000, 0.5) if m.error() is None]
+            if batch:
+                out.extend(batch)
+                last_new = time.monotonic()
+    finally:
+        consumer.close()
+    return out
+
+
+def request_ids(messages: list[Message]) -> list[str]:
+    """The request_id header of each record."""
+    return [headers_of(m)["request_id"].decode() for m in messages]

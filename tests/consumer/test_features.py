@@ -41,7 +41,9 @@ def test_store_returns_users_aligned_with_jobs_and_unknown_users_missing(tmp_pat
     a, b = (int(h) for h in hash_strings(["a", "b"]))
     assert seg.tolist() == [b, 0, a, b]
     age = features.users.dense["age"]
-    assert age[0] == 40.0 and np.isnan(age[1]) and age[2] == 30.0
+    assert age[0] == 40.0
+    assert np.isnan(age[1])
+    assert age[2] == 30.0
     assert len(features.items) == 0
 
 

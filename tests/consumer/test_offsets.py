@@ -89,3 +89,16 @@ def test_misuse_is_rejected() -> None:
     tracker.track(TP, 5, outputs=0)
     tracker.ack(TP, 5)  # already finished and dropped: ignored like a revoked record
     assert tracker.committable() == {TP: 6}
+
+
+def test_failed_commit_offers_the_position_again() -> None:
+    tracker = OffsetTracker()
+    tracker.track(TP, 0, outputs=0)
+    tracker.mark_committed({TP: 1})
+    assert tracker.committable() == {}
+    tracker.commit_failed({TP: 1})
+    assert tracker.committable() == {TP: 1}
+    tracker.track(TP, 1, outputs=0)
+    tracker.mark_committed({TP: 2})
+    tracker.commit_failed({TP: 1})  # an older failure does not undo a newer commit
+    assert tracker.committable() == {}

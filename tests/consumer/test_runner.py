@@ -8,13 +8,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.clock import ManualClock
-from consumer.config import BatchConfig, Config
-from consumer.errors import DeliveryError
-from consumer.kafka_io import RebalanceHook
+from consumer.config import BatchConfig, Config, DeliveryConfig, KafkaConfig
+from consumer.errors import DeliveryError, FatalKafkaError
+from consumer.kafka_io import InMessage, RebalanceHook
 from consumer.metrics import Metrics
 from consumer.offsets import TopicPartition
 from consumer.runner import ScoringLoop, Source
-from tests.consumer.fakes import FakeProcessor, FakeSink, FakeSource
+from tests.consumer.fakes import FakeProcessor, FakeSink, FakeSource, FakeTransactionalSink
 
 P0: TopicPartition = ("jobs", 0)
 P1: TopicPartition = ("jobs", 1)
@@ -25,9 +25,13 @@ def make_loop(
     sink: FakeSink,
     max_jobs: int = 4,
     max_in_flight: int = 1000,
+    mode: str = "at_least_once",
+    dead_letter_topic: str = "",
 ) -> tuple[ScoringLoop, FakeSource, Metrics, FakeProcessor]:
     config = Config(
-        batch=BatchConfig(max_jobs=max_jobs, max_wait_ms=0, max_in_flight_jobs=max_in_flight)
+        kafka=KafkaConfig(output_topic="ranked"),
+        batch=BatchConfig(max_jobs=max_jobs, max_wait_ms=0, max_in_flight_jobs=max_in_flight),
+        delivery=DeliveryConfig(mode=mode, dead_letter_topic=dead_letter_topic),
     )
     holder: list[FakeSource] = []
 
@@ -39,6 +43,16 @@ def make_loop(
     processor = FakeProcessor()
     loop = ScoringLoop(config, make_source, sink, processor, metrics, ManualClock())
     return loop, holder[0], metrics, processor
+
+
+def loop_clock(loop: ScoringLoop) -> ManualClock:
+    clock = loop._clock  # the loop's injected clock
+    assert isinstance(clock, ManualClock)
+    return clock
+
+
+def source_messages(tp: TopicPartition, values: list[bytes]) -> list[InMessage]:
+    return [InMessage(tp[0], tp[1], o, None, v, 0) for o, v in enumerate(values)]
 
 
 def value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -128,3 +142,93 @@ def test_graceful_stop_flushes_commits_and_closes() -> None:
     loop.run(stop)
     assert source.sync_commits[-1] == {P0: 1}
     assert source.closed
+
+
+def test_poison_records_go_to_the_dead_letter_topic_with_reasons_then_commit() -> None:
+    sink = FakeSink()
+    loop, source, metrics, _ = make_loop(
+        {P0: [b"a", b"bad1", b"b"]}, sink, dead_letter_topic="jobs-dlq"
+    )
+    loop.step()
+    topics = [(p[0], p[2]) for p in sink.produced]
+    assert topics == [("ranked", b"ranked:a"), ("ranked", b"ranked:b"), ("jobs-dlq", b"bad1")]
+    dlq_headers = sink.headers[2]
+    assert dlq_headers["error.class"] == b"decode"
+    assert dlq_headers["error.reason"] == b"not a job"
+    assert (dlq_headers["source.topic"], dlq_headers["source.partition"]) == (b"jobs", b"0")
+    assert dlq_headers["source.offset"] == b"1"
+    assert source.position(P0) == 3
+    assert value(metrics, "stream_scorer_dead_letters_total", {"reason": "decode"}) == 1
+
+
+def test_dead_letter_write_must_be_acknowledged_before_commit() -> None:
+    sink = FakeSink()
+    sink.fail_tokens.add((P0, 0))  # the dead-letter write of the poison record fails
+    loop, source, _, _ = make_loop({P0: [b"bad", b"a"]}, sink, dead_letter_topic="jobs-dlq")
+    with pytest.raises(DeliveryError):
+        loop.step()
+    assert source.position(P0) is None
+
+
+def test_unavailable_features_pause_rewind_and_retry_the_batch() -> None:
+    sink = FakeSink()
+    loop, source, metrics, processor = make_loop({P0: [b"a", b"b"]}, sink)
+    processor.unavailable = 1
+    clock = loop_clock(loop)
+    loop.step()
+    assert source.seeks == [{P0: 0}]
+    assert source.paused == {P0}
+    assert value(metrics, "stream_scorer_paused") == 1
+    assert value(metrics, "stream_scorer_errors_total", {"kind": "features_unavailable"}) == 1
+    assert sink.produced == []
+    clock.advance(1.0)
+    source.queues[P0] = source_messages(P0, [b"a", b"b"])  # re-read after the seek
+    loop.step()
+    assert source.paused == set()
+    assert value(metrics, "stream_scorer_paused") == 0
+    assert [p[2] for p in sink.produced] == [b"ranked:a", b"ranked:b"]
+    assert source.position(P0) == 2
+
+
+def test_exactly_once_commits_outputs_and_offsets_in_one_transaction() -> None:
+    sink = FakeTransactionalSink()
+    loop, source, metrics, _ = make_loop(
+        {P0: [b"a", b"bad", b"b"], P1: [b"c"]}, sink, mode="exactly_once", dead_letter_topic="dlq"
+    )
+    loop.step()
+    assert [c[2] for c in sink.committed] == [b"ranked:a", b"ranked:b", b"ranked:c", b"bad"]
+    assert sink.offsets == [{P0: 3, P1: 1}]
+    assert source.commits == []  # offsets travel only inside the transaction
+    assert value(metrics, "stream_scorer_ranked_lists_produced_total") == 4
+
+
+def test_exactly_once_abortable_error_aborts_and_rewinds() -> None:
+    sink = FakeTransactionalSink()
+    sink.fail_next_commit = "abortable"
+    loop, source, metrics, _ = make_loop({P0: [b"a", b"b"]}, sink, mode="exactly_once")
+    loop.step()
+    assert sink.aborts == 1
+    assert sink.committed == []
+    assert source.seeks == [{P0: 0}]
+    assert value(metrics, "stream_scorer_errors_total", {"kind": "transaction_aborted"}) == 1
+
+
+def test_exactly_once_fencing_is_fatal() -> None:
+    sink = FakeTransactionalSink()
+    sink.fail_next_commit = "fenced"
+    loop, source, _, _ = make_loop({P0: [b"a"]}, sink, mode="exactly_once")
+    with pytest.raises(FatalKafkaError, match="fenced"):
+        loop.run(threading.Event())
+    assert sink.committed == []
+    assert source.closed
+
+
+def test_a_failed_asynchronous_commit_is_sent_again() -> None:
+    sink = FakeSink()
+    loop, source, metrics, _ = make_loop({P0: [b"a", b"b"]}, sink)
+    loop.step()
+    assert source.commits == [{P0: 2}]
+    source.commit_failures.append({P0: 2})  # the broker restarted under the commit
+    loop.step()
+    assert source.commits == [{P0: 2}, {P0: 2}]
+    assert value(metrics, "stream_scorer_errors_total", {"kind": "commit"}) == 1

@@ -60,6 +60,10 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_paused": MetricSpec("gauge"),
     "stream_scorer_shadow_topk_overlap": MetricSpec("histogram", ("model", "shadow")),
     "stream_scorer_model_reloads": MetricSpec("counter", ("model", "result")),
+    "stream_scorer_api_requests": MetricSpec("counter", ("path", "status")),
+    "stream_scorer_api_request_seconds": MetricSpec("histogram", ("path",)),
+    "stream_scorer_api_batch_size_jobs": MetricSpec("histogram"),
+    "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -130,6 +134,8 @@ SAMPLE_LABELS = {
     "result": "failure",
     "entity": "item",
     "shadow": "demo-lr-next",
+    "path": "/v1/rank",
+    "status": "200",
 }
 
 

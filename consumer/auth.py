@@ -1,0 +1,100 @@
+"""Credentials and transport security for the feature-store client.
+
+`TokenSource` hands out the bearer token: a fixed one from the configuration (the entry point
+folds the environment into it), or the content of a token file, re-read when its modification
+time, size or inode changes and, forcibly, after the server answered 401 (a rotated token may
+have been written within the same mtime tick). `build_ssl_context` builds the TLS context for a
+custom CA bundle and an optional client certificate (mTLS).
+
+Invariants: a token never reaches a log line, an exception message, a ``repr`` or a metric label;
+the file is read only when its stat changed or a reload is forced, never per request otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from consumer.errors import ConfigError, FeaturesUnavailableError
+
+log = logging.getLogger(__name__)
+
+_Stamp = tuple[int, int, int]  # (mtime_ns, size, inode)
+
+
+class TokenSource:
+    """The current bearer token (or None): fixed, or read from a file that may be rotated."""
+
+    def __init__(self, token: str = "", token_file: Path | None = None) -> None:
+        self._fixed = token.strip() or None
+        self._file = token_file
+        self._stamp: _Stamp | None = None
+        self._cached: str | None = None
+
+    @property
+    def reloadable(self) -> bool:
+        """True when a 401 is worth a retry: the token can change under us."""
+        return self._file is not None
+
+    def current(self) -> str | None:
+        """The token to send now; re-reads the file when it changed on disk."""
+        if self._file is None:
+            return self._fixed
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._read(stamp)
+        return self._cached
+
+    def reload(self) -> bool:
+        """Force a re-read (after a 401); True if the token differs from the one held before."""
+        if self._file is None:
+            return False
+        before = self._cached
+        self._read(self._stat())
+        return self._cached != before
+
+    def _stat(self) -> _Stamp:
+        assert self._file is not None
+        try:
+            st = self._file.stat()
+        except OSError as exc:
+            raise FeaturesUnavailableError(f"cannot read the token file: {exc.strerror}") from None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _read(self, stamp: _Stamp) -> None:
+        assert self._file is not None
+        try:
+            text = self._file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            # the message names the file, never its content
+            raise FeaturesUnavailableError(f"cannot read the token file {self._file}") from exc
+        self._cached = text.strip() or None
+        self._stamp = stamp
+        log.info("feature-store token loaded from %s", self._file)
+
+    def __repr__(self) -> str:
+        kind = "file" if self._file is not None else ("fixed" if self._fixed else "none")
+        return f"TokenSource({kind}, token=***)"
+
+
+def build_ssl_context(ca_file: str, client_cert: str, client_key: str) -> ssl.SSLContext | None:
+    """A verifying TLS context with an extra CA bundle and an optional client certificate.
+
+    None when nothing is configured: aiohttp then uses the system's default verification.
+    """
+    if client_key and not client_cert:
+        raise ConfigError("client_key given without client_cert", key="features.client_key")
+    if not (ca_file or client_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+        if client_cert:
+            context.load_cert_chain(client_cert, client_key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"invalid TLS material: {exc}", key="features.ca_file") from exc
+    return context
+
+
+def bearer_header(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}

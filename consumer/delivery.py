@@ -1,0 +1,213 @@
+"""How a batch's outputs reach the broker and its offsets get committed: one class per mode.
+
+`AtLeastOnce`: outputs are produced asynchronously; each input offset is finished when all its
+outputs are acknowledged (`OffsetTracker`), and the finished prefix is committed as the next
+offset to read. A failed delivery raises `DeliveryError` before anything past it is committed.
+
+`ExactlyOnce`: a transactional producer; each batch's outputs and its consumed offsets commit in
+one transaction (`send_offsets_to_transaction` with the consumer's group metadata), so
+read_committed consumers see each job's ranked list exactly once. An abortable error aborts the
+transaction and rewinds the consumer to the batch's first offsets (`TransactionAbortedError`, the
+loop retries); fencing or a fatal error raises `FatalKafkaError` (exit non-zero).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from consumer.dead_letter import OutRecord
+from consumer.errors import DeliveryError, TransactionAbortedError
+from consumer.kafka_io import Delivery, InMessage
+from consumer.metrics import Metrics
+from consumer.offsets import OffsetTracker, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]: ...
+
+    def commit(
+        self, positions: Mapping[TopicPartition, int], asynchronous: bool = True
+    ) -> None: ...
+
+    def seek(self, positions: Mapping[TopicPartition, int]) -> None: ...
+
+    def pause(self, tps: Sequence[TopicPartition]) -> None: ...
+
+    def resume(self, tps: Sequence[TopicPartition]) -> None: ...
+
+    def group_metadata(self) -> object: ...
+
+    def take_commit_failures(self) -> list[dict[TopicPartition, int]]: ...
+
+    def lag(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes | None,
+        headers: list[tuple[str, bytes]], token: tuple[TopicPartition, int],
+    ) -> None: ...  # fmt: skip
+
+    def poll(self, timeout_s: float = 0.0) -> None: ...
+
+    def take_deliveries(self) -> list[Delivery]: ...
+
+    def flush(self, timeout_s: float) -> int: ...
+
+
+class TransactionalSink(Sink, Protocol):
+    def init_transactions(self, timeout_s: float = 30.0) -> None: ...
+
+    def begin(self) -> None: ...
+
+    def send_offsets(
+        self, positions: Mapping[TopicPartition, int], group_metadata: object,
+        timeout_s: float = 30.0,
+    ) -> None: ...  # fmt: skip
+
+    def commit_transaction(self, timeout_s: float = 30.0) -> None: ...
+
+    def abort_transaction(self, timeout_s: float = 30.0) -> None: ...
+
+
+def batch_starts(batch: Sequence[InMessage]) -> dict[TopicPartition, int]:
+    """The first offset of each partition in a batch: where a retry must re-read from."""
+    starts: dict[TopicPartition, int] = {}
+    for msg in batch:
+        starts.setdefault((msg.topic, msg.partition), msg.offset)
+    return starts
+
+
+def batch_ends(batch: Sequence[InMessage]) -> dict[TopicPartition, int]:
+    """The next offset to read of each partition after a batch."""
+    return {(m.topic, m.partition): m.offset + 1 for m in batch}
+
+
+class AtLeastOnce:
+    """Asynchronous produce, commit of the acknowledged prefix."""
+
+    def __init__(self, source: Source, sink: Sink, metrics: Metrics) -> None:
+        self._source = source
+        self._sink = sink
+        self._metrics = metrics
+        self.tracker = OffsetTracker()
+
+    def deliver(self, batch: Sequence[InMessage], records: Sequence[OutRecord]) -> None:
+        counts: dict[tuple[TopicPartition, int], int] = {}
+        for rec in records:
+            token = ((rec.source.topic, rec.source.partition), rec.source.offset)
+            counts[token] = counts.get(token, 0) + 1
+        for msg in batch:
+            tp = (msg.topic, msg.partition)
+            self.tracker.track(tp, msg.offset, counts.get((tp, msg.offset), 0))
+        for rec in records:
+            token = ((rec.source.topic, rec.source.partition), rec.source.offset)
+            self._sink.produce(rec.topic, rec.key, rec.value, rec.headers, token)
+
+    def in_flight(self) -> int:
+        return self.tracker.in_flight()
+
+    def service(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery reports and commit what finished."""
+        self._sink.poll(timeout_s)
+        self._settle()
+        for failed in self._source.take_commit_failures():
+            log.warning("offset commit failed for %s: committing again", sorted(failed))
+            self._metrics.errors.labels("commit").inc()
+            self.tracker.commit_failed(failed)
+        self.commit()
+
+    def _settle(self) -> None:
+        failed: Delivery | None = None
+        for delivery in self._sink.take_deliveries():
+            if delivery.error is not None:
+                # Left unacknowledged: the tracker never commits past this offset.
+                self._metrics.errors.labels("delivery").inc()
+                failed = failed or delivery
+                continue
+            self.tracker.ack(*delivery.token)
+            self._metrics.ranked_lists_produced.inc()
+        self._metrics.in_flight.set(self.tracker.in_flight())
+        if failed is not None:
+            raise DeliveryError(f"output for {failed.token} not delivered: {failed.error}")
+
+    def commit(self, asynchronous: bool = True, only: set[TopicPartition] | None = None) -> None:
+        positions = self.tracker.committable()
+        if only is not None:
+            positions = {tp: o for tp, o in positions.items() if tp in only}
+        if not positions:
+            return
+        self._source.commit(positions, asynchronous=asynchronous)
+        self.tracker.mark_committed(positions)
+        self._metrics.committed_offsets.inc()
+
+    def drain(self, timeout_s: float) -> None:
+        remaining = self._sink.flush(timeout_s)
+        self._settle()
+        if remaining:
+            log.error("%d outputs still unacknowledged after %.1fs", remaining, timeout_s)
+
+    def on_revoke(self, tps: list[TopicPartition], timeout_s: float) -> None:
+        self.drain(timeout_s)
+        self.commit(asynchronous=False, only=set(tps))
+        self.tracker.revoke(tps)
+
+    def close(self, timeout_s: float) -> None:
+        try:
+            self.drain(timeout_s)
+        finally:
+            self.commit(asynchronous=False)  # only finished offsets: safe after a failure
+
+
+class ExactlyOnce:
+    """One transaction per batch: outputs plus the batch's consumed offsets."""
+
+    def __init__(self, source: Source, sink: TransactionalSink, metrics: Metrics) -> None:
+        self._source = source
+        self._sink = sink
+        self._metrics = metrics
+        started = time.monotonic()
+        sink.init_transactions()
+        log.info("transactions initialised in %.2fs", time.monotonic() - started)
+
+    def deliver(self, batch: Sequence[InMessage], records: Sequence[OutRecord]) -> None:
+        if not batch:
+            return
+        self._sink.begin()
+        try:
+            for rec in records:
+                token = ((rec.source.topic, rec.source.partition), rec.source.offset)
+                self._sink.produce(rec.topic, rec.key, rec.value, rec.headers, token)
+            self._sink.send_offsets(batch_ends(batch), self._source.group_metadata())
+            self._sink.commit_transaction()
+        except TransactionAbortedError:
+            self._abort(batch)
+            raise
+        self._sink.take_deliveries()  # all acknowledged by the commit
+        self._metrics.ranked_lists_produced.inc(len(records))
+        self._metrics.committed_offsets.inc()
+
+    def _abort(self, batch: Sequence[InMessage]) -> None:
+        log.warning("aborting the transaction of a %d-record batch; it will be re-read", len(batch))
+        self._metrics.errors.labels("transaction_aborted").inc()
+        self._sink.abort_transaction()
+        self._source.seek(batch_starts(batch))
+
+    def in_flight(self) -> int:
+        return 0
+
+    def service(self, timeout_s: float = 0.0) -> None:
+        self._sink.poll(timeout_s)
+
+    def on_revoke(self, tps: list[TopicPartition], timeout_s: float) -> None:
+        return None  # every transaction completes before the next poll: nothing in flight
+
+    def close(self, timeout_s: float) -> None:
+        self._sink.flush(timeout_s)

@@ -1,0 +1,108 @@
+"""`stream-scorer run --workers N`: N scorer processes in one consumer group.
+
+The parent loads the models and the embedded feature tables once, then forks the workers before
+any thread or Kafka client exists, so the read-only numpy arrays (weights, feature tables) are
+shared copy-on-write instead of copied N times; each worker then builds its own Kafka clients,
+event-loop thread and kernel caches. SIGTERM/SIGINT to the parent is forwarded to every worker;
+the parent exits with the first non-zero worker exit code, or 0.
+
+Scaling beyond one machine is more workers in the same group: a partition is consumed by one
+worker at a time, so the input topic's partition count bounds the useful number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import replace
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from consumer.app import Service, build_feature_source, load_models
+from consumer.clock import SystemClock
+from consumer.config import Config
+from consumer.errors import StreamScorerError
+from consumer.features import FeatureSource
+from consumer.metrics import Metrics
+from consumer.models import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def worker_config(config: Config, index: int) -> Config:
+    """Worker `index`'s config: metrics port offset by the index (unless 0 = any free port)."""
+    server = config.server
+    if server.port:
+        server = replace(server, port=server.port + index)
+    return replace(config, server=server)
+
+
+def run_worker(
+    config: Config, index: int, models: ModelRegistry | None = None,
+    features: FeatureSource | None = None,
+) -> int:  # fmt: skip
+    """Run one scorer on this thread until SIGTERM/SIGINT; returns the exit code."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker %d: signal %d, stopping", index, signum)
+        if not stop.is_set():
+            stop.set()
+            bound = config.delivery.shutdown_timeout_s
+            timer = threading.Timer(bound, _hard_exit, args=(index, bound))
+            timer.daemon = True
+            timer.start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    service = Service(config, worker_index=index, models=models, features=features)
+    if config.server.enabled:
+        service.start_http()
+    service.run(stop)
+    return 0
+
+
+def _hard_exit(index: int, bound: float) -> None:
+    log.critical("worker %d did not stop within %.0fs: exiting", index, bound)
+    os._exit(70)
+
+
+def _child(config: Config, index: int, models: ModelRegistry, features: FeatureSource) -> None:
+    try:
+        code = run_worker(worker_config(config, index), index, models, features)
+    except StreamScorerError as exc:
+        log.critical("worker %d failed: %s: %s", index, type(exc).__name__, exc)
+        code = 1
+    os._exit(code)
+
+
+def run_workers(config: Config, workers: int) -> int:
+    """Fork `workers` scorers sharing the preloaded models and features; wait for all."""
+    models = load_models(config)
+    features = build_feature_source(config, Metrics(CollectorRegistry()), SystemClock())
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_child, args=(config, i, models, features), name=f"scorer-{i}")
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    log.info("started %d workers: %s", workers, [p.pid for p in procs])
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = []
+    for proc in procs:
+        proc.join()
+        codes.append(proc.exitcode or 0)
+    log.info("workers exited with %s", codes)
+    return next((c for c in codes if c != 0), 0)
