@@ -23,6 +23,7 @@ from consumer.http_features import HttpFeatureSource
 from consumer.http_server import build_app, start_server
 from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
 from consumer.metrics import Metrics
+from consumer.model_watch import ModelWatcher
 from consumer.models import ModelRegistry
 from consumer.pipeline import BatchProcessor
 from consumer.runner import LoopState, ScoringLoop, Source
@@ -128,21 +129,33 @@ class Service:
         return self.http_port
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set, then flush, commit, leave the group and clean up."""
+        """Consume until `stop` is set, then flush, commit, leave the group and clean up.
+
+        Beside the loop: the model watcher (hot reload) and, when enabled, the ranking API.
+        """
         k = self.config.kafka
-        sink = KafkaSink(k.bootstrap_servers, producer_properties(self.config, self.worker_index))
+        watcher = ModelWatcher(self.models, self.metrics, self.config.models.reload_interval_s)
+        api = None
         try:
-            loop = ScoringLoop(
-                self.config,
-                self._make_source,
-                sink,
-                self.processor,
-                self.metrics,
-                self.clock,
-                self.state,
+            sink = KafkaSink(
+                k.bootstrap_servers, producer_properties(self.config, self.worker_index)
             )
+            loop = ScoringLoop(
+                self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
+                self.state,
+            )  # fmt: skip
+            watcher.start()
+            if self.config.api.enabled:
+                from consumer.api import start_beside  # the API builds on this module
+
+                api = start_beside(self)
             loop.run(stop)
         finally:
+            watcher.stop()
+            if api is not None:
+                from consumer.api import stop_beside
+
+                stop_beside(self, api)
             self.close()
 
     def close(self) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 from confluent_kafka import Producer
@@ -21,6 +24,7 @@ from consumer.config import load_config, read_config_file
 from consumer.errors import ConfigError, StreamScorerError
 from consumer.features import read_entity_csv
 from consumer.generator import JobShape, generate_jobs, produce_jobs
+from consumer.train import add_train_parser
 
 log = logging.getLogger("consumer.cli")
 
@@ -34,6 +38,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return run_workers(config, args.workers)
     return run_worker(config, args.worker_index)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from consumer.api import serve
+
+    text, base = read_config_file(Path(args.config) if args.config else None)
+    config = load_config(os.environ, text, base)
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    serve(config, stop)
+    return 0
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -87,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
+    serve = sub.add_parser("serve", help="run the synchronous ranking API alone")
+    serve.add_argument("--config", help="TOML config file (env STREAM_SCORER__* overrides)")
+    serve.set_defaults(func=cmd_serve)
+
     produce = sub.add_parser("produce", help="produce synthetic scoring jobs")
     produce.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     produce.add_argument("--topic", default="scoring-jobs")
@@ -105,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--latency-seconds", type=float, default=5.0)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+
+    add_train_parser(sub)
     return parser
 
 

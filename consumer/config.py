@@ -111,6 +111,7 @@ class DeliveryConfig:
     deadline_ms: int = 0  # SLA on job age when scored; 0: none
     deadline_policy: str = "score"  # past the deadline: "score", "defaults" or "dead_letter"
     shutdown_timeout_s: int = 20  # SIGTERM to exit bound
+    transaction_stall_s: int = 60  # exactly_once: a transaction stuck this long exits the worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ loop retries); fencing or a fatal error raises `FatalKafkaError` (exit non-zero)
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -166,13 +168,56 @@ class AtLeastOnce:
             self.commit(asynchronous=False)  # only finished offsets: safe after a failure
 
 
+class StallWatchdog:
+    """Exits the process when one guarded step runs longer than its bound.
+
+    librdkafka's transactional calls can block past their own timeouts when the broker restarts
+    under them (seen: `send_offsets_to_transaction` waiting forever). A stuck exactly-once worker
+    holds its partitions and its open transaction; exiting non-zero lets the supervisor restart
+    it, and the restart fences the stuck transaction, which the broker then aborts.
+    """
+
+    def __init__(self, bound_s: float, exit_code: int = 75) -> None:
+        self._bound_s = bound_s
+        self._exit_code = exit_code
+        self._armed_at: float | None = None
+        self._label = ""
+        thread = threading.Thread(target=self._watch, name="txn-watchdog", daemon=True)
+        thread.start()
+
+    def arm(self, label: str) -> None:
+        self._label = label
+        self._armed_at = time.monotonic()
+
+    def disarm(self) -> None:
+        self._armed_at = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, self._bound_s / 4))
+            armed_at = self._armed_at
+            if armed_at is not None and time.monotonic() - armed_at > self._bound_s:
+                log.critical(
+                    "%s stalled for more than %.0fs: exiting with %d so a supervisor "
+                    "restarts this worker",
+                    self._label,
+                    self._bound_s,
+                    self._exit_code,
+                )
+                logging.shutdown()
+                os._exit(self._exit_code)
+
+
 class ExactlyOnce:
     """One transaction per batch: outputs plus the batch's consumed offsets."""
 
-    def __init__(self, source: Source, sink: TransactionalSink, metrics: Metrics) -> None:
+    def __init__(
+        self, source: Source, sink: TransactionalSink, metrics: Metrics, stall_s: float = 60.0
+    ) -> None:
         self._source = source
         self._sink = sink
         self._metrics = metrics
+        self._watchdog = StallWatchdog(stall_s)
         started = time.monotonic()
         sink.init_transactions()
         log.info("transactions initialised in %.2fs", time.monotonic() - started)
@@ -180,8 +225,9 @@ class ExactlyOnce:
     def deliver(self, batch: Sequence[InMessage], records: Sequence[OutRecord]) -> None:
         if not batch:
             return
-        self._sink.begin()
+        self._watchdog.arm(f"the transaction of a {len(batch)}-record batch")
         try:
+            self._sink.begin()
             for rec in records:
                 token = ((rec.source.topic, rec.source.partition), rec.source.offset)
                 self._sink.produce(rec.topic, rec.key, rec.value, rec.headers, token)
@@ -190,6 +236,8 @@ class ExactlyOnce:
         except TransactionAbortedError:
             self._abort(batch)
             raise
+        finally:
+            self._watchdog.disarm()
         self._sink.take_deliveries()  # all acknowledged by the commit
         self._metrics.ranked_lists_produced.inc(len(records))
         self._metrics.committed_offsets.inc()

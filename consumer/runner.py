@@ -87,7 +87,10 @@ class ScoringLoop:
         self._source = make_source(self._on_assign, self._on_revoke)
         self._delivery: AtLeastOnce | ExactlyOnce
         if config.delivery.mode == "exactly_once":
-            self._delivery = ExactlyOnce(self._source, cast(TransactionalSink, sink), metrics)
+            self._delivery = ExactlyOnce(
+                self._source, cast(TransactionalSink, sink), metrics,
+                config.delivery.transaction_stall_s,
+            )  # fmt: skip
         else:
             self._delivery = AtLeastOnce(self._source, sink, metrics)
 

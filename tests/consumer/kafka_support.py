@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -13,13 +15,9 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaException,
     Message,
     Producer,
-    TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from consumer.app import Service
@@ -123,38 +121,34 @@ def headers_of(message: Message) -> dict[str, bytes]:
     return {k: v if isinstance(v, bytes) else str(v).encode() for k, v in pairs}
 
 
+_COMMITTED_SCRIPT = """
+import sys
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+bootstrap, group, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+result = admin.list_consumer_group_offsets([request], require_stable=False)[group].result(10)
+print(sum(max(tp.offset, 0) for tp in result.topic_partitions or []))
+"""
+
+
 def committed(bootstrap: str, topics: Topics, partitions: int) -> int:
     """Sum of the group's committed offsets over the input topic's partitions.
 
-    Reads through the admin API without `require_stable`: an exactly-once scorer always has a
-    transaction in flight, and a stable read would wait for it. Retries transient coordinator
-    errors (the coordinator moves while a broker restarts).
+    Read through the admin API without `require_stable` (an exactly-once scorer always has a
+    transaction in flight, and a stable read would wait for it), in a short-lived subprocess:
+    while brokers restart under it, a long-lived admin client in the test process has crashed
+    the interpreter. Transient failures (coordinator moving) are retried.
     """
-    admin = _admin(bootstrap)
-    request = ConsumerGroupTopicPartitions(
-        topics.group, [TopicPartition(topics.jobs, p) for p in range(partitions)]
-    )
-    for attempt in range(20):
-        try:
-            futures = admin.list_consumer_group_offsets([request], require_stable=False)
-            result = futures[topics.group].result(10)
-            return sum(max(tp.offset, 0) for tp in result.topic_partitions or [])
-        except (KafkaException, TimeoutError):
-            if attempt == 19:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
-
-
-_ADMINS: dict[str, AdminClient] = {}
-
-
-def _admin(bootstrap: str) -> AdminClient:
-    """One admin client per cluster for the whole session: destroying one while a request is
-    still outstanding (e.g. timed out during a broker restart) crashes librdkafka."""
-    if bootstrap not in _ADMINS:
-        _ADMINS[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
-    return _ADMINS[bootstrap]
+    args = [sys.executable, "-c", _COMMITTED_SCRIPT, bootstrap, topics.group, topics.jobs,
+            str(partitions)]  # fmt: skip
+    for _ in range(20):
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode == 0:
+            return int(done.stdout.strip())
+        time.sleep(0.5)
+    raise AssertionError(f"cannot read committed offsets: {done.stderr[-500:]}")
 
 
 @contextmanager

@@ -45,6 +45,7 @@ class ScorerSpec:
             "DELIVERY__MODE": self.mode,
             "DELIVERY__DEAD_LETTER_TOPIC": self.dead_letter_topic,
             "DELIVERY__SHUTDOWN_TIMEOUT_S": "20",
+            "DELIVERY__TRANSACTION_STALL_S": "20",
             **self.extra,
         }
         if self.instance_id:

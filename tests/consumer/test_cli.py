@@ -29,5 +29,5 @@ def test_missing_model_directory_exits_1(
 
 def test_subcommands_exist() -> None:
     parser = build_parser()
-    for command in ("run", "produce", "demo"):
+    for command in ("run", "serve", "produce", "demo"):
         assert parser.parse_args([command]).command == command
