@@ -6,9 +6,11 @@ collaborators as arguments, so tests assemble the same parts around fakes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
+from concurrent.futures import Future
 
 import numpy as np
 from aiohttp import web
@@ -104,6 +106,7 @@ class Service:
             clock=self.clock,
             limits=config.limits,
             delivery=config.delivery,
+            start_fetch=self._start_fetch if config.features.source == "http" else None,
         )
         self.state = LoopState()
         self.http_port: int | None = None
@@ -111,6 +114,13 @@ class Service:
 
     def _fetch(self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]) -> BatchFeatures:
         return self.bridge.call(self.features.fetch(user_ids, item_ids), FEATURE_TIMEOUT_S)
+
+    def _start_fetch(
+        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
+    ) -> Future[BatchFeatures]:
+        return asyncio.run_coroutine_threadsafe(
+            self.features.fetch(user_ids, item_ids), self.bridge.loop
+        )
 
     def _make_source(self, on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
         k = self.config.kafka
@@ -142,7 +152,7 @@ class Service:
             )
             loop = ScoringLoop(
                 self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
-                self.state,
+                self.state, pipelined=self.config.features.source == "http",
             )  # fmt: skip
             watcher.start()
             if self.config.api.enabled:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,8 @@ from scoring.kernel import Scorer
 from scoring.model import LRModel
 
 FetchFeatures = Callable[[NDArray[np.int64], NDArray[np.int64]], BatchFeatures]
+StartFetch = Callable[[NDArray[np.int64], NDArray[np.int64]], "Future[BatchFeatures]"]
+FEATURE_WAIT_S = 30.0  # a backstop: feature sources bound their own fetches much tighter
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,23 @@ def _decode_kind(error: SchemaError) -> str:
     return "unknown_schema" if isinstance(error, UnknownSchemaIdError) else "decode"
 
 
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A batch between `begin` (decoded, routed, fetch started) and `finish` (scored)."""
+
+    outcome: BatchOutcome
+    jobs: JobColumns
+    positions: NDArray[np.int64]
+    snapshot: ModelSet
+    routes: list[_Route]
+    features: Future[BatchFeatures] | None
+    started: float
+
+    def cancel(self) -> None:
+        if self.features is not None:
+            self.features.cancel()
+
+
 class BatchProcessor:
     """Turns a micro-batch of payloads into outputs and rejections."""
 
@@ -80,6 +101,7 @@ class BatchProcessor:
         clock: Clock,
         limits: LimitsConfig,
         delivery: DeliveryConfig | None = None,
+        start_fetch: StartFetch | None = None,
     ) -> None:
         self._decoder = decoder
         self._encoder = encoder
@@ -89,8 +111,18 @@ class BatchProcessor:
         self._clock = clock
         self._limits = limits
         self._delivery = delivery or DeliveryConfig()
+        self._start_fetch_async = start_fetch
 
     def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome:
+        """The whole batch at once (tests, callers without pipelining)."""
+        return self.finish(self.begin(payloads))
+
+    def begin(self, payloads: Sequence[bytes | None]) -> PendingBatch:
+        """Decode, validate and route a batch and start its feature fetch; score it in `finish`.
+
+        With an asynchronous `start_fetch`, the fetch runs while the caller finishes the previous
+        batch: network latency overlaps CPU work.
+        """
         outcome = BatchOutcome()
         t0 = time.perf_counter()
         try:
@@ -99,7 +131,12 @@ class BatchProcessor:
             raise TransportError(f"schema registry unavailable: {exc}") from exc
         outcome.rejected.extend(Rejected(p, _decode_kind(e), str(e)) for p, e in decoded.errors)
         outcome.stage_seconds["decode"] = time.perf_counter() - t0
-        groups = self.score_columns(decoded.jobs, decoded.indices, outcome)
+        return self._prepare(decoded.jobs, decoded.indices, outcome)
+
+    def finish(self, pending: PendingBatch) -> BatchOutcome:
+        """Score and encode a batch started by `begin`."""
+        outcome = pending.outcome
+        groups = self._complete(pending)
         t1 = time.perf_counter()
         for group in groups:
             self._encode(group, outcome)
@@ -112,6 +149,11 @@ class BatchProcessor:
         self, jobs: JobColumns, positions: NDArray[np.int64], outcome: BatchOutcome
     ) -> list[ScoredGroup]:
         """Validate, route, fetch features for and score decoded jobs; rejections go to outcome."""
+        return self._complete(self._prepare(jobs, positions, outcome))
+
+    def _prepare(
+        self, jobs: JobColumns, positions: NDArray[np.int64], outcome: BatchOutcome
+    ) -> PendingBatch:
         valid, invalid = validate(jobs, self._limits)
         outcome.rejected.extend(
             Rejected(int(positions[i.position]), "invalid", i.reason) for i in invalid
@@ -120,13 +162,38 @@ class BatchProcessor:
         snapshot = self._models.current()  # one snapshot: one version per model per batch
         routes = self._route(snapshot, jobs, valid, late, positions, outcome)
         fresh = [r for r in routes if not r.degraded]
-        t0 = time.perf_counter()
-        features = None
+        features: Future[BatchFeatures] | None = None
+        started = time.perf_counter()
         if fresh:
             fetched = take_jobs(jobs, np.concatenate([r.idx for r in fresh]))
-            features = self._fetch(fetched.user_ids, fetched.candidates)
-            outcome.stage_seconds["features"] = time.perf_counter() - t0
-        return self._score_routes(snapshot, jobs, routes, features, positions, outcome)
+            features = self._start_fetch(fetched.user_ids, fetched.candidates)
+        return PendingBatch(outcome, jobs, positions, snapshot, routes, features, started)
+
+    def _start_fetch(
+        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
+    ) -> Future[BatchFeatures]:
+        if self._start_fetch_async is not None:
+            return self._start_fetch_async(user_ids, item_ids)
+        future: Future[BatchFeatures] = Future()
+        try:
+            future.set_result(self._fetch(user_ids, item_ids))
+        except Exception as exc:  # delivered through the future like an asynchronous failure
+            future.set_exception(exc)
+        return future
+
+    def _complete(self, pending: PendingBatch) -> list[ScoredGroup]:
+        features = None
+        if pending.features is not None:
+            try:
+                features = pending.features.result(FEATURE_WAIT_S)
+            except FutureTimeout as exc:
+                pending.features.cancel()
+                raise TransportError(f"features not fetched within {FEATURE_WAIT_S}s") from exc
+            pending.outcome.stage_seconds["features"] = time.perf_counter() - pending.started
+        return self._score_routes(
+            pending.snapshot, pending.jobs, pending.routes, features, pending.positions,
+            pending.outcome,
+        )  # fmt: skip
 
     def _apply_deadline(
         self,

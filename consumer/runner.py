@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from consumer.clock import Clock
 from consumer.config import Config
@@ -45,8 +45,14 @@ MAX_BACKOFF_S = 10.0
 __all__ = ["LoopState", "Processor", "ScoringLoop", "Sink", "Source", "SourceFactory"]
 
 
+class Pending(Protocol):
+    def cancel(self) -> None: ...
+
+
 class Processor(Protocol):
-    def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome: ...
+    def begin(self, payloads: Sequence[bytes | None]) -> Any: ...
+
+    def finish(self, pending: Any) -> BatchOutcome: ...
 
 
 SourceFactory = Callable[[RebalanceHook, RebalanceHook], Source]
@@ -74,8 +80,13 @@ class ScoringLoop:
         metrics: Metrics,
         clock: Clock,
         state: LoopState | None = None,
+        pipelined: bool = False,
     ) -> None:
         self._cfg = config
+        # Pipelined: batch N+1 is decoded and its feature fetch started before batch N is scored
+        # and delivered, so a remote feature store's latency overlaps CPU work.
+        self._pipelined = pipelined
+        self._pending: tuple[list[InMessage], Any] | None = None
         self._processor = processor
         self._metrics = metrics
         self._clock = clock
@@ -115,6 +126,9 @@ class ScoringLoop:
         )
         if batch:
             self._metrics.stages["poll"].observe(self._clock.monotonic() - t0)
+        if self._pipelined:
+            self._step_pipelined(batch)
+        elif batch:
             self._handle(batch)
         t1 = self._clock.monotonic()
         self._delivery.service(0)
@@ -125,10 +139,42 @@ class ScoringLoop:
 
     def _handle(self, batch: list[InMessage]) -> None:
         try:
-            outcome = self._processor.process([m.value for m in batch])
+            outcome = self._processor.finish(self._processor.begin([m.value for m in batch]))
         except TransportError as exc:
             self._retry_later(batch, exc)
             return
+        self._deliver(batch, outcome)
+
+    def _step_pipelined(self, batch: list[InMessage]) -> None:
+        started: tuple[list[InMessage], Any] | None = None
+        if batch:
+            try:
+                started = (batch, self._processor.begin([m.value for m in batch]))
+            except TransportError as exc:
+                self._abandon_pending(batch, exc)
+                return
+        previous, self._pending = self._pending, started
+        if previous is not None:
+            self._finish(*previous)
+
+    def _finish(self, batch: list[InMessage], pending: Any) -> None:
+        try:
+            outcome = self._processor.finish(pending)
+        except TransportError as exc:
+            self._abandon_pending(batch, exc)
+            return
+        self._deliver(batch, outcome)
+
+    def _abandon_pending(self, batch: list[InMessage], exc: TransportError) -> None:
+        """Rewind `batch` and any batch started after it; both are re-read after the backoff."""
+        later: list[InMessage] = []
+        if self._pending is not None and self._pending[0] is not batch:
+            later = self._pending[0]
+            self._pending[1].cancel()
+        self._pending = None
+        self._retry_later(batch + later, exc)
+
+    def _deliver(self, batch: list[InMessage], outcome: BatchOutcome) -> None:
         self._record(outcome, len(batch))
         t0 = self._clock.monotonic()
         try:
@@ -215,6 +261,13 @@ class ScoringLoop:
 
     def _on_revoke(self, tps: list[TopicPartition]) -> None:
         log.info("revoking %s", tps)
+        revoked = set(tps)
+        if self._pending is not None and any(
+            (m.topic, m.partition) in revoked for m in self._pending[0]
+        ):
+            batch, pending = self._pending  # finish it while the partitions are still ours
+            self._pending = None
+            self._finish(batch, pending)
         self._delivery.on_revoke(tps, self._cfg.delivery.shutdown_timeout_s / 2)
         self.state.assigned.difference_update(tps)
         self._paused.difference_update(tps)
@@ -225,6 +278,10 @@ class ScoringLoop:
 
     def _shutdown(self) -> None:
         try:
+            if self._pending is not None:
+                batch, pending = self._pending
+                self._pending = None
+                self._finish(batch, pending)
             self._delivery.close(self._cfg.delivery.shutdown_timeout_s / 2)
         finally:
             self._source.close()

@@ -160,12 +160,29 @@ class FakeTransactionalSink(FakeSink):
         self.open = False
 
 
+class FakePending:
+    def __init__(self, payloads: list[bytes | None]) -> None:
+        self.payloads = payloads
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class FakeProcessor:
     """Payloads starting with b'bad' are rejected; every other payload yields one output."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.begun: list[int] = []
         self.unavailable = 0  # the next n calls raise FeaturesUnavailableError
+
+    def begin(self, payloads: Sequence[bytes | None]) -> FakePending:
+        self.begun.append(len(payloads))
+        return FakePending(list(payloads))
+
+    def finish(self, pending: FakePending) -> BatchOutcome:
+        return self.process(pending.payloads)
 
     def process(self, payloads: Sequence[bytes | None]) -> BatchOutcome:
         if self.unavailable:

@@ -87,6 +87,12 @@ class ScorerProcess:
         self._log.close()
         return code, time.monotonic() - start
 
+    def reap(self) -> int:
+        """The exit code of a process that ended by itself; closes its log."""
+        code = self.proc.wait(30)
+        self._log.close()
+        return code
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 

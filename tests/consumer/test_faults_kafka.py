@@ -138,8 +138,9 @@ def test_broker_restart_mid_run_recovers_by_itself(
         wait_until(done_or_exited(bootstrap, t, len(jobs), scorer), 180)
         if scorer.alive():
             break
-        assert mode == "exactly_once", f"exited with {scorer.proc.returncode}: {scorer.log_tail()}"
-        assert scorer.proc.returncode == 75, scorer.log_tail()  # the transaction stall watchdog
+        code = scorer.reap()
+        assert mode == "exactly_once", f"exited with {code}: {scorer.log_tail()}"
+        assert code == 75, scorer.log_tail()  # the transaction stall watchdog
         restarts += 1
         assert restarts <= 2, "the worker kept stalling"
         scorer = ScorerProcess(spec, tmp_path)

@@ -27,6 +27,7 @@ def make_loop(
     max_in_flight: int = 1000,
     mode: str = "at_least_once",
     dead_letter_topic: str = "",
+    pipelined: bool = False,
 ) -> tuple[ScoringLoop, FakeSource, Metrics, FakeProcessor]:
     config = Config(
         kafka=KafkaConfig(output_topic="ranked"),
@@ -41,7 +42,9 @@ def make_loop(
 
     metrics = Metrics(CollectorRegistry())
     processor = FakeProcessor()
-    loop = ScoringLoop(config, make_source, sink, processor, metrics, ManualClock())
+    loop = ScoringLoop(
+        config, make_source, sink, processor, metrics, ManualClock(), pipelined=pipelined
+    )
     return loop, holder[0], metrics, processor
 
 
@@ -232,3 +235,39 @@ def test_a_failed_asynchronous_commit_is_sent_again() -> None:
     loop.step()
     assert source.commits == [{P0: 2}, {P0: 2}]
     assert value(metrics, "stream_scorer_errors_total", {"kind": "commit"}) == 1
+
+
+def test_pipelined_loop_starts_the_next_batch_before_finishing_the_previous() -> None:
+    sink = FakeSink()
+    loop, source, _, processor = make_loop({P0: [b"a", b"b", b"c"]}, sink, max_jobs=2,
+                                           pipelined=True)  # fmt: skip
+    loop.step()
+    assert (processor.begun, processor.batches) == ([2], [])  # fetch started, not scored yet
+    loop.step()
+    assert (processor.begun, processor.batches) == ([2, 1], [2])  # N+1 begun, then N finished
+    loop.step()  # nothing polled: the pending batch is finished at once
+    assert processor.batches == [2, 1]
+    assert [p[2] for p in sink.produced] == [b"ranked:a", b"ranked:b", b"ranked:c"]
+    assert source.position(P0) == 3
+
+
+def test_pipelined_failure_rewinds_the_failed_and_the_started_batch() -> None:
+    sink = FakeSink()
+    loop, source, _, processor = make_loop({P0: [b"a", b"b", b"c"]}, sink, max_jobs=2,
+                                           pipelined=True)  # fmt: skip
+    loop.step()
+    processor.unavailable = 1
+    loop.step()  # finishing batch 1 fails while batch 2 is already started
+    assert source.seeks == [{P0: 0}]
+    assert source.paused == {P0}
+    assert sink.produced == []
+
+
+def test_pipelined_pending_batch_is_finished_before_its_partition_is_revoked() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, processor = make_loop({P0: [b"a"], P1: [b"b"]}, sink, pipelined=True)
+    loop.step()
+    assert processor.batches == []
+    source.on_revoke([P0])
+    assert processor.batches == [2]
+    assert source.sync_commits == [{P0: 1}]
