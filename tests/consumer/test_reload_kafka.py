@@ -15,13 +15,10 @@ import numpy as np
 import pytest
 
 from consumer.demo_data import MODEL, DemoData, write_demo_data
-from consumer.features import FileFeatureStore, gather_users
 from consumer.local_kafka import create_topics
 from consumer.model_watch import ModelWatcher
 from schemas.records import RankedList, ScoringJob
-from scoring.batch import ScoringBatch
 from scoring.model import LRModel, load_model, save_model
-from scoring.reference import reference_predict
 from scoring.synthetic import demo_spec, random_model
 from tests.consumer.kafka_support import (
     Topics,
@@ -29,6 +26,7 @@ from tests.consumer.kafka_support import (
     new_service,
     produce,
     read_ranked,
+    reference_scores,
     running,
     sample,
     scorer_config,
@@ -50,21 +48,6 @@ def topics(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Topics:
     t = Topics(unique_name("jobs"), unique_name("ranked"), unique_name("group"))
     create_topics(kafka_bootstrap, [t.jobs, t.ranked], PARTITIONS)
     return t
-
-
-def reference_scores(data: DemoData, model: LRModel, job: ScoringJob) -> dict[int, float]:
-    store = FileFeatureStore.from_files(data.users_file, data.items_file)
-    cands = np.asarray(job.candidates, dtype=np.int64)
-    batch = ScoringBatch(
-        user_ids=np.array([job.user_id], np.int64),
-        contexts=[job.context],
-        candidates=cands,
-        row_splits=np.array([0, cands.size], np.int64),
-        top_k=np.array([job.top_k], np.int32),
-    )
-    users = gather_users(store.users, batch.user_ids)
-    probs = reference_predict(model, batch, users, store.items)
-    return dict(zip(cands.tolist(), np.asarray(probs).tolist(), strict=True))
 
 
 def assert_scored_by(data: DemoData, model: LRModel, job: ScoringJob, ranked: RankedList) -> None:

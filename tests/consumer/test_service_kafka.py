@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 
 from consumer.demo_data import DemoData, write_demo_data
-from consumer.features import FileFeatureStore, gather_users
 from consumer.local_kafka import create_topics
 from schemas.records import RankedList, ScoringJob
-from scoring.batch import ScoringBatch
 from scoring.model import load_model
-from scoring.reference import reference_predict
 from tests.consumer.kafka_support import (
     Topics,
     committed,
@@ -24,6 +21,7 @@ from tests.consumer.kafka_support import (
     produce,
     produce_raw,
     read_ranked,
+    reference_scores,
     running,
     sample,
     scorer_config,
@@ -47,28 +45,11 @@ def topics(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Topics:
     return t
 
 
-def expected_ranking(data: DemoData, job: ScoringJob) -> tuple[np.ndarray, np.ndarray]:
-    """Reference probabilities of every candidate of `job`, computed one candidate at a time."""
-    model = load_model(data.models_dir / "demo-lr")
-    store = FileFeatureStore.from_files(data.users_file, data.items_file)
-    cands = np.asarray(job.candidates, dtype=np.int64)
-    batch = ScoringBatch(
-        user_ids=np.array([job.user_id], np.int64),
-        contexts=[job.context],
-        candidates=cands,
-        row_splits=np.array([0, cands.size], np.int64),
-        top_k=np.array([job.top_k], np.int32),
-    )
-    users = gather_users(store.users, batch.user_ids)
-    probs = np.asarray(reference_predict(model, batch, users, store.items))
-    return cands, probs
-
-
 def assert_exact(data: DemoData, job: ScoringJob, ranked: RankedList) -> None:
-    cands, probs = expected_ranking(data, job)
-    k = min(job.top_k, cands.size)
+    by_item = reference_scores(data, load_model(data.models_dir / "demo-lr"), job)
+    probs = np.array(list(by_item.values()))
+    k = min(job.top_k, probs.size)
     assert ranked.item_ids.size == k
-    by_item = dict(zip(cands.tolist(), probs.tolist(), strict=True))
     got = [by_item[i] for i in ranked.item_ids.tolist()]
     np.testing.assert_allclose(ranked.scores, got, rtol=0, atol=1e-5)
     assert np.all(np.diff(ranked.scores) <= 0), "best first"
