@@ -1,0 +1,242 @@
+"""End-to-end benchmark: the scorer on a real broker against three baselines, then latency.
+
+    python -m bench.e2e [--json] [--quick] [--max-wait-ms MS] [--linger-ms MS]
+
+Starts a local Apache Kafka broker (or uses KAFKA_BOOTSTRAP), writes the demo model and features
+(100k items, 50k users, 2**22 weights) and pre-fills a 4-partition topic with realistic jobs
+(~700 Zipf-popular candidates, random users, top_k 50). Every consumer below reads that same
+backlog in its own consumer group and writes to a sink topic; its jobs/s is wall time from the
+group's first assignment (first consumption) until its committed offsets reach the target (every
+consumer commits an offset only after the outputs before it are acknowledged), and its CPU time is
+utime + stime of its process tree (/proc), so the broker and this process do not count.
+
+- scorer: ``python -m consumer.cli run`` (1 worker, default batching), the whole backlog;
+- passthrough: re-produces the bytes untouched, the ceiling that Kafka I/O alone allows;
+- naive: fastavro per record, a Python loop per candidate (``scoring.reference``), a sample;
+- unbatched: the scorer with ``batch.max_jobs = 1`` (one job per kernel call), a sample;
+- 2 workers: ``run --workers 2`` on the same backlog (``two_worker_speedup``, jobs/s ratio);
+- latency: a fresh scorer (``batch.max_wait_ms`` and producer ``linger.ms`` from the options)
+  under open-loop load from a separate generator process at 25/50/75% of the scorer's backlog
+  rate (see bench/e2e_latency.py).
+
+Prints a table (or one JSON object with ``--json``) and writes bench/out/e2e.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.e2e_kafka import Backlog, GroupWatch, prefill
+from bench.e2e_latency import LatencyPlan, run_levels
+from bench.e2e_plot import plot
+from bench.e2e_procs import (
+    REPO,
+    Child,
+    ScorerEnv,
+    broker_cpu_s,
+    machine_busy_s,
+    own_cpu_s,
+    start_baseline,
+    start_scorer,
+)
+from bench.e2e_report import Drain, clean, report, steady_rate, summarize
+from consumer.demo_data import write_demo_data
+from consumer.local_kafka import create_topics, default_cache_dir, kafka_cluster
+
+N_ITEMS, N_USERS, PARTITIONS = 100_000, 50_000, 4
+LOADS = (0.25, 0.5, 0.75)
+OUT = REPO / "bench" / "out"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    backlog_jobs: int
+    naive_jobs: int
+    unbatched_jobs: int
+    repeats: int
+    latency_s: float
+    warmup_s: float
+    max_wait_ms: int
+    linger_ms: int
+    timeout_s: float = 240.0
+
+
+def options_for(quick: bool, max_wait_ms: int, linger_ms: int) -> Options:
+    if quick:
+        return Options(5_000, 40, 1_500, 1, 6.0, 1.0, max_wait_ms, linger_ms)
+    return Options(20_000, 200, 5_000, 3, 20.0, 2.0, max_wait_ms, linger_ms)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Bench:
+    """The broker, the backlog and the one admin client shared by every measurement."""
+
+    def __init__(self, bootstrap: str, data_root: Path, options: Options) -> None:
+        self.loadavg_start = os.getloadavg()[0]  # other work on the machine skews wall time
+        self.cpu_start = (time.monotonic(), machine_busy_s(), own_cpu_s())
+        self.bootstrap, self.data_root, self.options = bootstrap, data_root, options
+        run = uuid.uuid4().hex[:8]
+        self.topics = {k: f"e2e-{run}-{k}" for k in ("jobs", "sink", "lat-jobs", "lat-ranked")}
+        self.group_prefix = f"e2e-{run}"
+        self.logs = OUT / "e2e-logs"
+        create_topics(bootstrap, list(self.topics.values()), PARTITIONS)
+        self.watch = GroupWatch(bootstrap)
+        ids = (np.load(data_root / "user_ids.npy"), np.load(data_root / "item_ids.npy"))
+        _say(f"pre-filling {options.backlog_jobs:,} jobs into {self.topics['jobs']}")
+        self.backlog: Backlog = prefill(bootstrap, self.topics["jobs"], ids, options.backlog_jobs)
+
+    def scorer_env(self, group: str, extra: Mapping[str, str], latency: bool = False) -> ScorerEnv:
+        t = self.topics
+        topics = (t["lat-jobs"], t["lat-ranked"]) if latency else (t["jobs"], t["sink"])
+        return ScorerEnv(self.bootstrap, *topics, group, self.data_root, extra)
+
+    def drain(self, name: str, start: Callable[[str], Child], target: int) -> Drain:
+        group = f"{self.group_prefix}-{name}"
+        child = start(group)
+        timeout = self.options.timeout_s
+        try:
+            t0 = self.watch.wait_assigned(group, child, timeout)
+            cpu0, broker0 = child.cpu_s(), broker_cpu_s()
+            t1, committed, series = self.watch.wait_committed(
+                group, self.backlog.topic, target, child, timeout
+            )
+            cpu, broker1 = child.cpu_s() - cpu0, broker_cpu_s()
+        finally:
+            child.stop()
+        jobs = sum(committed.values())
+        broker = None if broker0 is None or broker1 is None else broker1 - broker0
+        drain = Drain(name, jobs, self.backlog.predictions_before(committed), t1 - t0, cpu,
+                      steady_rate(series, target), broker)  # fmt: skip
+        _say(f"  {name:<14} {drain.jobs:>6} jobs {drain.wall_s:6.2f} s wall {cpu:6.2f} s CPU"
+             f" (broker {broker or 0:.2f} s)")  # fmt: skip
+        return drain
+
+    def scorer(self, name: str, workers: int, target: int, **extra: str) -> Drain:
+        def start(group: str) -> Child:
+            env = self.scorer_env(group, {k.upper(): v for k, v in extra.items()})
+            return start_scorer(env, workers, self.logs / f"{name}.log")
+
+        return self.drain(name, start, target)
+
+    def baseline(self, name: str, command: str, target: int) -> Drain:
+        def start(group: str) -> Child:
+            options: dict[str, str | int] = {
+                "bootstrap": self.bootstrap, "topic": self.backlog.topic,
+                "out": self.topics["sink"], "group": group, "data": str(self.data_root),
+                "jobs": target,
+            }  # fmt: skip
+            return start_baseline(command, options, self.logs / f"{name}.log")
+
+        return self.drain(name, start, target)
+
+    def latency(self, max_rate: float) -> list[dict[str, Any]]:
+        o, group = self.options, f"{self.group_prefix}-latency"
+        extra = {"BATCH__MAX_WAIT_MS": str(o.max_wait_ms),
+                 "KAFKA_PRODUCER__LINGER_MS": str(o.linger_ms)}  # fmt: skip
+        scorer = start_scorer(self.scorer_env(group, extra, True), 1, self.logs / "latency.log")
+        plan = LatencyPlan(
+            self.bootstrap, self.topics["lat-jobs"], self.topics["lat-ranked"], self.data_root,
+            max_rate, LOADS, o.latency_s, o.warmup_s, o.linger_ms, self.logs,
+        )  # fmt: skip
+        try:
+            return run_levels(plan, scorer, group, self.watch)
+        finally:
+            scorer.stop()
+
+    def close(self) -> None:
+        self.watch.delete_topics(list(self.topics.values()))
+
+
+def run_all(bench: Bench) -> dict[str, Any]:
+    o, n = bench.options, bench.backlog.jobs
+    one, two, passthrough = [], [], []
+    for r in range(o.repeats):
+        _say(f"backlog drains, round {r + 1}/{o.repeats}")
+        one.append(bench.scorer(f"scorer-1w-{r}", 1, n))
+        two.append(bench.scorer(f"scorer-2w-{r}", 2, n))
+        passthrough.append(bench.baseline(f"passthrough-{r}", "passthrough", n))
+    unbatched = bench.scorer("unbatched", 1, min(o.unbatched_jobs, n), batch__max_jobs="1")
+    naive = bench.baseline("naive", "naive", min(o.naive_jobs, n))
+    max_rate = statistics.median(d.jobs_per_s for d in one)
+    _say(f"latency at 25/50/75% of {max_rate:,.0f} jobs/s, {o.latency_s:.0f} s each")
+    levels = bench.latency(max_rate)
+    return summarize(one, two, passthrough, unbatched, naive, levels, _config(bench))
+
+
+def _foreign_cores(bench: Bench) -> float:
+    """Average CPUs busy with work other than this benchmark's processes (other users)."""
+    wall0, busy0, own0 = bench.cpu_start
+    busy, own = machine_busy_s() - busy0, own_cpu_s() - own0
+    return max(0.0, busy - own) / (time.monotonic() - wall0)
+
+
+def _config(bench: Bench) -> dict[str, Any]:
+    b, o = bench.backlog, bench.options
+    return {
+        "backlog_jobs": b.jobs,
+        "mean_candidates": round(b.predictions / b.jobs, 1),
+        "partitions": PARTITIONS,
+        "items": N_ITEMS,
+        "users": N_USERS,
+        "hash_bits": 22,
+        "scorer_max_jobs": 512,
+        "scorer_max_wait_ms": 20,
+        "latency_max_wait_ms": o.max_wait_ms,
+        "latency_linger_ms": o.linger_ms,
+        "repeats": o.repeats,
+        "naive_sample_jobs": o.naive_jobs,
+        "unbatched_sample_jobs": o.unbatched_jobs,
+        "cpus": os.cpu_count(),
+        "foreign_cpu_cores": round(_foreign_cores(bench), 2),
+        "loadavg_1m_start": round(bench.loadavg_start, 2),
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
+    }
+
+
+def measure(options: Options, environ: Mapping[str, str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        root = Path(tmp)
+        data = write_demo_data(root, N_ITEMS, N_USERS)
+        np.save(root / "user_ids.npy", data.user_ids)
+        np.save(root / "item_ids.npy", data.item_ids)
+        with kafka_cluster(default_cache_dir(environ), environ.get("KAFKA_BOOTSTRAP")) as bootstrap:
+            bench = Bench(bootstrap, root, options)
+            try:
+                results = run_all(bench)
+            finally:
+                bench.close()
+    results["plot"] = str(plot(results, OUT / "e2e.png"))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="smaller backlog, one round")
+    parser.add_argument(
+        "--max-wait-ms", type=int, default=5, help="latency phase batch.max_wait_ms"
+    )
+    parser.add_argument("--linger-ms", type=int, default=1, help="latency phase linger.ms")
+    args = parser.parse_args(argv)
+    results = measure(options_for(args.quick, args.max_wait_ms, args.linger_ms), os.environ)
+    print(json.dumps(clean(results)) if args.json else report(results))
+
+
+if __name__ == "__main__":
+    main()
