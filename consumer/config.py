@@ -49,6 +49,7 @@ class BatchConfig:
     max_jobs: int = 512
     max_wait_ms: int = 20
     max_in_flight_jobs: int = 20_000  # outputs awaiting acks before the loop waits on the producer
+    commit_interval_ms: int = 100  # at-least-once: finished offsets are committed this often
 
 
 @dataclass(frozen=True, slots=True)

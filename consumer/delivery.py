@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from consumer.clock import Clock
 from consumer.dead_letter import OutRecord
 from consumer.errors import DeliveryError, TransactionAbortedError
 from consumer.kafka_io import Delivery, InMessage
@@ -95,11 +96,19 @@ def batch_ends(batch: Sequence[InMessage]) -> dict[TopicPartition, int]:
 class AtLeastOnce:
     """Asynchronous produce, commit of the acknowledged prefix."""
 
-    def __init__(self, source: Source, sink: Sink, metrics: Metrics) -> None:
+    def __init__(
+        self, source: Source, sink: Sink, metrics: Metrics, clock: Clock,
+        commit_interval_s: float = 0.0,
+    ) -> None:  # fmt: skip
         self._source = source
         self._sink = sink
         self._metrics = metrics
         self.tracker = OffsetTracker()
+        # Committing after every small batch costs the broker a request each time; offsets
+        # finished meanwhile are simply committed together at the next interval.
+        self._clock = clock
+        self._commit_interval_s = commit_interval_s
+        self._next_commit = 0.0
 
     def deliver(self, batch: Sequence[InMessage], records: Sequence[OutRecord]) -> None:
         counts: dict[tuple[TopicPartition, int], int] = {}
@@ -124,7 +133,10 @@ class AtLeastOnce:
             log.warning("offset commit failed for %s: committing again", sorted(failed))
             self._metrics.errors.labels("commit").inc()
             self.tracker.commit_failed(failed)
-        self.commit()
+        now = self._clock.monotonic()
+        if now >= self._next_commit:
+            self._next_commit = now + self._commit_interval_s
+            self.commit()
 
     def _settle(self) -> None:
         failed: Delivery | None = None

@@ -103,7 +103,9 @@ class ScoringLoop:
                 config.delivery.transaction_stall_s,
             )  # fmt: skip
         else:
-            self._delivery = AtLeastOnce(self._source, sink, metrics)
+            self._delivery = AtLeastOnce(
+                self._source, sink, metrics, clock, config.batch.commit_interval_ms / 1000
+            )
 
     def run(self, stop: threading.Event) -> None:
         self.state.running = True

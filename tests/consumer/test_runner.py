@@ -28,10 +28,16 @@ def make_loop(
     mode: str = "at_least_once",
     dead_letter_topic: str = "",
     pipelined: bool = False,
+    commit_interval_ms: int = 0,
 ) -> tuple[ScoringLoop, FakeSource, Metrics, FakeProcessor]:
     config = Config(
         kafka=KafkaConfig(output_topic="ranked"),
-        batch=BatchConfig(max_jobs=max_jobs, max_wait_ms=0, max_in_flight_jobs=max_in_flight),
+        batch=BatchConfig(
+            max_jobs=max_jobs,
+            max_wait_ms=0,
+            max_in_flight_jobs=max_in_flight,
+            commit_interval_ms=commit_interval_ms,
+        ),
         delivery=DeliveryConfig(mode=mode, dead_letter_topic=dead_letter_topic),
     )
     holder: list[FakeSource] = []
@@ -271,3 +277,16 @@ def test_pipelined_pending_batch_is_finished_before_its_partition_is_revoked() -
     source.on_revoke([P0])
     assert processor.batches == [2]
     assert source.sync_commits == [{P0: 1}]
+
+
+def test_commits_are_spaced_by_the_commit_interval() -> None:
+    sink = FakeSink()
+    loop, source, _, _ = make_loop({P0: [b"a", b"b", b"c"]}, sink, max_jobs=1,
+                                   commit_interval_ms=100)  # fmt: skip
+    loop.step()
+    assert source.commits == [{P0: 1}]
+    loop.step()  # finished, but within the interval: not committed yet
+    assert source.commits == [{P0: 1}]
+    loop_clock(loop).advance(0.1)
+    loop.step()
+    assert source.commits == [{P0: 1}, {P0: 3}]
