@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: system-deps demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
+.PHONY: coverage system-deps demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -32,7 +32,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-check: lint typecheck test
+coverage: $(STAMP)
+	$(BIN)/coverage run -m pytest -q tests/scoring tests/consumer/test_offsets.py
+	$(BIN)/coverage report
+
+check: lint typecheck coverage test
 
 bench: bench-kernel bench-serde
 
