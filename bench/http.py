@@ -11,8 +11,8 @@ seconds (``--quick``: 5 s): requests/s, p50/p99 latency as the client sees it, a
 process's CPU time (utime + stime of ``/proc/<pid>/stat``, all its threads), hence predictions and
 requests per server CPU-second. The client shares the machine: its CPU time is reported too.
 
-Reference point (the published Rust prediction service this project compares with): 936 requests/s, p99 65 ms at max load,
-~674 candidates per request.
+Reference point (the published Rust prediction service this project compares with): 936
+requests/s, p99 65 ms at max load, ~674 candidates per request.
 """
 
 from __future__ import annotations
