@@ -6,8 +6,8 @@ serves metadata, and stop it again. ``kafka_cluster`` lets callers use an extern
 instead, and ``create_topics`` works against either.
 
 Invariants:
-- The jar cache is valid only when its marker holds the hash of the pom that produced it, so an
-  interrupted fetch or a changed dependency list is fetched again.
+- Jars come from `consumer.kafka_jars` (fetched once, reused); readiness and topic creation from
+  `consumer.kafka_topics`.
 - A broker never outlives the Python process that started it: it runs in its own session (a
   terminal's Ctrl-C does not reach it; ``stop`` decides), ``stop`` is registered with ``atexit``,
   and on Linux the kernel SIGKILLs it when the starting *thread* exits (PR_SET_PDEATHSIG), so
@@ -25,8 +25,6 @@ import argparse
 import atexit
 import base64
 import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import shutil
@@ -37,49 +35,32 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from consumer.kafka_jars import (
+    KAFKA_VERSION,
+    LocalKafkaError,
+    default_cache_dir,
+    ensure_jars,
+    require_tool,
+    tail,
+)
+from consumer.kafka_topics import await_broker, create_topics
 
-from consumer.errors import StreamScorerError
+__all__ = [
+    "KAFKA_VERSION",
+    "LocalKafka",
+    "LocalKafkaError",
+    "create_topics",
+    "default_cache_dir",
+    "ensure_jars",
+    "kafka_cluster",
+]
 
 logger = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.1"
-# kafka_2.13 declares no SLF4J binding; without log4j-slf4j-impl the broker logs nothing at all.
-_LOG4J_VERSION = "2.24.3"
-_JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError")
-_NODE_ID = 1
-_TAIL_LINES = 40
-
-_POM = f"""<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>stream-scorer</groupId>
-  <artifactId>local-kafka</artifactId>
-  <version>{KAFKA_VERSION}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>{KAFKA_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j-impl</artifactId>
-      <version>{_LOG4J_VERSION}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
-
-# Everything goes to stdout, which start() redirects to the log file: one file then also holds
-# what the JVM prints before log4j is up (missing class, wrong Java version).
 _LOG4J2 = """status = warn
 appender.out.type = Console
 appender.out.name = OUT
@@ -93,79 +74,8 @@ logger.statechange.name = state.change.logger
 logger.statechange.level = WARN
 """
 
-
-class LocalKafkaError(StreamScorerError):
-    """The local broker or its jars could not be provided; ``detail`` holds the output tail."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(f"{message}\n{detail}" if detail else message)
-        self.detail = detail
-
-
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """STREAM_SCORER_CACHE, else ``<checkout>/.cache``, else the user cache directory."""
-    if environ.get("STREAM_SCORER_CACHE"):
-        return Path(environ["STREAM_SCORER_CACHE"])
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file():
-        return checkout / ".cache"
-    user_cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(user_cache) / "stream-scorer"
-
-
-def ensure_jars(cache_dir: Path) -> Path:
-    """Return the directory holding the broker's runtime jars, fetching them on first use."""
-    root = cache_dir / f"kafka-{KAFKA_VERSION}"
-    lib, marker = root / "lib", root / ".fetched"
-    expected = hashlib.sha256(_POM.encode()).hexdigest()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        # Two test processes warming the same cache must not interleave Maven runs.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text() == expected:
-            return lib
-        _fetch(root, lib)
-        marker.write_text(expected)
-    return lib
-
-
-def _fetch(root: Path, lib: Path) -> None:
-    mvn = _require_tool("mvn")
-    _require_tool("java")
-    shutil.rmtree(lib, ignore_errors=True)
-    (root / "pom.xml").write_text(_POM)
-    logger.info("fetching Kafka %s jars into %s", KAFKA_VERSION, lib)
-    started = time.monotonic()
-    command = [
-        mvn,
-        "-B",
-        "-q",
-        "-f",
-        str(root / "pom.xml"),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}",
-        "-DincludeScope=runtime",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise LocalKafkaError(
-            f"Maven failed with exit code {result.returncode}", _tail(result.stdout + result.stderr)
-        )
-    logger.info("fetched Kafka jars in %.1f s", time.monotonic() - started)
-
-
-def _require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise LocalKafkaError(
-            f"{name!r} is not on PATH; the local Kafka broker needs Java 17+ "
-            "and Maven (or set KAFKA_BOOTSTRAP to use an existing cluster)"
-        )
-    return path
-
-
-def _tail(text: str, lines: int = _TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+_JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError")
+_NODE_ID = 1
 
 
 def _free_ports(count: int) -> list[int]:
@@ -309,10 +219,10 @@ class LocalKafka:
         started = time.monotonic()
         self._launch(lib, config)
         try:
-            _await_broker(self.bootstrap, self._process_exited, self._start_timeout_s)
+            await_broker(self.bootstrap, _NODE_ID, self._process_exited, self._start_timeout_s)
         except LocalKafkaError as exc:
             self.kill()
-            raise LocalKafkaError(str(exc), self._log_tail()) from exc
+            raise LocalKafkaError(str(exc), self._logtail()) from exc
         logger.info(
             "Kafka broker ready at %s in %.1f s (log: %s)",
             self.bootstrap,
@@ -397,7 +307,7 @@ class LocalKafka:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalKafkaError(
-                "formatting the broker storage failed", _tail(result.stdout + result.stderr)
+                "formatting the broker storage failed", tail(result.stdout + result.stderr)
             )
 
     def _launch(self, lib: Path, config: Path) -> None:
@@ -423,11 +333,11 @@ class LocalKafka:
     @staticmethod
     def _java(lib: Path, config: Path) -> list[str]:
         log4j = config.parent / "log4j2.properties"
-        return [_require_tool("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", str(lib / "*")]
+        return [require_tool("java"), f"-Dlog4j2.configurationFile={log4j}", "-cp", str(lib / "*")]
 
-    def _log_tail(self) -> str:
+    def _logtail(self) -> str:
         try:
-            return _tail(self.log_file.read_text(errors="replace"))
+            return tail(self.log_file.read_text(errors="replace"))
         except OSError:
             return ""
 
@@ -435,71 +345,6 @@ class LocalKafka:
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)  # the JVM leads its own session and process group
-
-
-def _admin(bootstrap: str) -> AdminClient:
-    # While the JVM boots every connection is refused: librdkafka's complaints are silenced
-    # (log_level 0), and a short backoff keeps its default (exponential, up to 10 s) from
-    # delaying readiness. No Python `logger=`: a log callback into a client being destroyed on
-    # another thread has crashed the interpreter during broker restarts.
-    config: dict[str, str | int | float | bool] = {
-        "bootstrap.servers": bootstrap,
-        "reconnect.backoff.ms": 50,
-        "reconnect.backoff.max.ms": 250,
-        "log_level": 0,
-    }
-    return AdminClient(config)
-
-
-def _await_broker(bootstrap: str, exited: Callable[[], bool], timeout_s: float) -> None:
-    """Wait until metadata lists the node: it has registered with its controller, unfenced."""
-    admin = _admin(bootstrap)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if exited():
-            raise LocalKafkaError("the broker process exited during startup")
-        try:
-            if _NODE_ID in admin.list_topics(timeout=2.0).brokers:
-                return
-        except KafkaException:
-            pass
-        time.sleep(0.2)
-    raise LocalKafkaError(f"the broker at {bootstrap} was not ready within {timeout_s:.0f} s")
-
-
-def create_topics(
-    bootstrap: str, names: Sequence[str], partitions: int = 1, timeout_s: float = 30.0
-) -> None:
-    """Create topics (existing ones are accepted) and wait until every partition has a leader."""
-    admin = _admin(bootstrap)
-    new_topics = [NewTopic(name, num_partitions=partitions) for name in names]
-    for name, future in admin.create_topics(new_topics, operation_timeout=timeout_s).items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise LocalKafkaError(f"creating topic {name!r} failed: {exc}") from exc
-    _await_leaders(admin, names, time.monotonic() + timeout_s)
-
-
-def _await_leaders(admin: AdminClient, names: Sequence[str], deadline: float) -> None:
-    pending = set(names) - _topics_with_leaders(admin)
-    while pending:
-        if time.monotonic() > deadline:
-            raise LocalKafkaError(f"topics without leaders: {sorted(pending)}")
-        time.sleep(0.1)
-        pending -= _topics_with_leaders(admin)
-
-
-def _topics_with_leaders(admin: AdminClient) -> set[str]:
-    topics = admin.list_topics(timeout=5.0).topics
-    return {
-        name
-        for name, topic in topics.items()
-        if topic.error is None
-        and topic.partitions
-        and all(partition.leader >= 0 for partition in topic.partitions.values())
-    }
 
 
 @contextlib.contextmanager

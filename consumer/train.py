@@ -1,13 +1,6 @@
 """`stream-scorer train`: fit a logistic-regression model on logged impressions; write an artifact.
 
-Impressions file: CSV with a header row and one impression per row.
-
-    user_id,item_id,label,context.device,context.hour,context.page
-    17,1001,1,ios,hour-9,home
-
-- ``user_id``, ``item_id``: int64 ids; ``label``: ``1`` (clicked) or ``0``;
-- ``context.<field>``: the job's context value for ``<field>`` (empty cell: absent);
-- any other column is an error, so a misspelt column cannot silently drop a feature.
+The impressions file format lives in `consumer.impressions`.
 
 User and item features are joined from the same CSV feature files the scorer serves from
 (``consumer.features.read_entity_csv``); ids absent from them get missing values, exactly as in
@@ -22,7 +15,6 @@ Bad input raises ``ConfigError``; the command prints it and exits 2.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -34,64 +26,42 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from consumer.errors import ConfigError
-from consumer.features import gather_users, read_entity_csv, write_entity_csv
-from scoring.batch import ScoringBatch
+from consumer.features import gather_users, read_entity_csv
+from consumer.impressions import (
+    Impressions,
+    SyntheticImpressions,
+    make_impressions,
+    read_impressions,
+)
 from scoring.errors import InputError
-from scoring.features import ItemTable, UserFeatures
+from scoring.features import ItemTable
 from scoring.hashing import MAX_BITS, MIN_BITS
-from scoring.kernel import Scorer
-from scoring.model import LRModel, save_model
-from scoring.spec import DenseFeature, FeatureSpec
+from scoring.model import LRModel, save_model, spec_from_json
+from scoring.spec import FeatureSpec
 from scoring.synthetic import (
     demo_spec,
-    random_contexts,
-    random_items,
-    random_users,
-    zipf_candidates,
 )
 from scoring.training import hashed_design, model_from_coefficients
 
 log = logging.getLogger(__name__)
 
-CONTEXT_PREFIX = "context."
-REQUIRED = ("user_id", "item_id", "label")
-_SPEC_KEYS = frozenset({"user_fields", "item_fields", "context_fields", "crosses", "dense"})
+__all__ = [
+    "Impressions",
+    "SyntheticImpressions",
+    "TrainOptions",
+    "TrainResult",
+    "add_train_parser",
+    "cmd_train",
+    "design_matrix",
+    "make_impressions",
+    "read_impressions",
+    "read_spec",
+    "train",
+]
+
 _MISSING_SKLEARN = "scikit-learn is not installed: pip install 'stream-scorer[train]'"
-
-
-@dataclass(frozen=True, slots=True)
-class Impressions:
-    """Logged impressions, one entry per row of the impressions file."""
-
-    user_ids: NDArray[np.int64]
-    item_ids: NDArray[np.int64]
-    labels: NDArray[np.bool_]
-    contexts: list[dict[str, str]]
-
-    def __len__(self) -> int:
-        return int(self.labels.size)
-
-    def take(self, rows: NDArray[np.intp]) -> Impressions:
-        return Impressions(
-            self.user_ids[rows],
-            self.item_ids[rows],
-            self.labels[rows],
-            [self.contexts[i] for i in rows.tolist()],
-        )
-
-    def as_batch(self) -> ScoringBatch:
-        """One scoring job per impression (its item the only candidate), as the scorer sees it."""
-        n = len(self)
-        return ScoringBatch(
-            user_ids=self.user_ids,
-            contexts=self.contexts,
-            candidates=self.item_ids,
-            row_splits=np.arange(n + 1, dtype=np.int64),
-            top_k=np.ones(n, np.int32),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,93 +83,13 @@ class TrainResult:
     holdout_auc: float | None  # None when the holdout lacks a label class
 
 
-def read_impressions(path: Path) -> Impressions:
-    """Parse an impressions file (format in the module docstring) or raise ``ConfigError``."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"cannot read impressions: {exc}", key=str(path)) from exc
-    if header is None or not rows:
-        raise ConfigError("impressions file has no rows", key=str(path))
-    columns = _check_header(header, path)
-    users, items, labels, contexts = [], [], [], []
-    for line, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise ConfigError(
-                f"line {line}: {len(row)} cells, header has {len(header)}", key=str(path)
-            )
-        try:
-            users.append(int(row[columns["user_id"]]))
-            items.append(int(row[columns["item_id"]]))
-        except ValueError as exc:
-            raise ConfigError(f"line {line}: ids must be integers: {exc}", key=str(path)) from exc
-        label = row[columns["label"]].strip()
-        if label not in ("0", "1"):
-            raise ConfigError(f"line {line}: label must be 0 or 1, got {label!r}", key=str(path))
-        labels.append(label == "1")
-        contexts.append(
-            {
-                k[len(CONTEXT_PREFIX) :]: row[i]
-                for k, i in columns.items()
-                if k.startswith(CONTEXT_PREFIX) and row[i]
-            }
-        )
-    try:
-        return Impressions(
-            np.array(users, np.int64), np.array(items, np.int64), np.array(labels), contexts
-        )
-    except OverflowError as exc:
-        raise ConfigError(f"id out of int64 range: {exc}", key=str(path)) from exc
-
-
-def _check_header(header: list[str], path: Path) -> dict[str, int]:
-    columns = {name: i for i, name in enumerate(header)}
-    missing = [c for c in REQUIRED if c not in columns]
-    unknown = [c for c in header if c not in REQUIRED and not c.startswith(CONTEXT_PREFIX)]
-    if missing or unknown or len(columns) != len(header):
-        raise ConfigError(
-            f"impressions header needs {list(REQUIRED)} and 'context.<field>' columns, each once;"
-            f" missing {missing}, unknown {unknown}",
-            key=str(path),
-        )
-    return columns
-
-
 def read_spec(path: Path) -> FeatureSpec:
     """A feature spec from JSON: a spec object, or a model manifest whose ``spec`` is used."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        raw = raw["spec"] if isinstance(raw, dict) and "spec" in raw else raw
-        if not isinstance(raw, dict) or set(raw) != _SPEC_KEYS:
-            raise ValueError(f"a spec object needs exactly the keys {sorted(_SPEC_KEYS)}")
-        return FeatureSpec(
-            user_fields=tuple(raw["user_fields"]),
-            item_fields=tuple(raw["item_fields"]),
-            context_fields=tuple(raw["context_fields"]),
-            crosses=tuple((a, b) for a, b in raw["crosses"]),
-            dense=tuple(
-                DenseFeature(d["name"], float(d["mean"]), float(d["std"]), float(d["default"]))
-                for d in raw["dense"]
-            ),
-        )
-    except (OSError, ValueError, TypeError, KeyError) as exc:  # InputError is a ValueError
+        return spec_from_json(raw["spec"] if isinstance(raw, dict) and "spec" in raw else raw)
+    except (OSError, ValueError) as exc:  # InputError is a ValueError
         raise ConfigError(f"invalid feature spec: {exc}", key=str(path)) from exc
-
-
-def spec_json(spec: FeatureSpec) -> dict[str, object]:
-    """The JSON form ``read_spec`` reads."""
-    return {
-        "user_fields": list(spec.user_fields),
-        "item_fields": list(spec.item_fields),
-        "context_fields": list(spec.context_fields),
-        "crosses": [list(c) for c in spec.crosses],
-        "dense": [
-            {"name": d.name, "mean": d.mean, "std": d.std, "default": d.default} for d in spec.dense
-        ],
-    }
 
 
 def design_matrix(
@@ -277,94 +167,6 @@ def _check_options(options: TrainOptions) -> None:
     for ok, reason in checks:
         if not ok:
             raise ConfigError(reason)
-
-
-@dataclass(frozen=True, slots=True)
-class SyntheticImpressions:
-    impressions: Path
-    users_file: Path
-    items_file: Path
-    spec_file: Path
-    truth: LRModel  # the model the labels were drawn from
-
-
-def make_impressions(
-    root: Path, n_rows: int = 50_000, seed: int = 7, n_items: int = 2_000, n_users: int = 1_000
-) -> SyntheticImpressions:
-    """Write synthetic feature files, a spec and impressions labelled by a known true model.
-
-    Impressions come in jobs of ~10 Zipf-popular items sharing a user and context; about 2% name
-    items absent from the items file (new items). Labels are Bernoulli draws of the kernel's
-    probabilities under a random "true" model, so a fitted model can be checked against it.
-    """
-    spec = demo_spec()
-    rng = np.random.default_rng(seed)
-    raw_items, raw_users = random_items(n_items, spec, seed), random_users(n_users, spec, seed + 1)
-    items = ItemTable.from_raw(raw_items.ids, raw_items.categorical, raw_items.dense)
-    n_jobs = max(n_rows // 10, 1)
-    cands, splits = zipf_candidates(rng, items.ids, n_jobs, mean_candidates=10)
-    new = rng.random(cands.size) < 0.02
-    cands[new] = 10**12 + rng.integers(0, 50, int(new.sum()))
-    batch = ScoringBatch(
-        user_ids=rng.integers(0, n_users, n_jobs).astype(np.int64),
-        contexts=random_contexts(rng, spec, n_jobs),
-        candidates=cands,
-        row_splits=splits,
-        top_k=np.ones(n_jobs, np.int32),
-    )
-    truth = _true_model(spec, seed)
-    users = UserFeatures.from_raw(raw_users.categorical, raw_users.dense).take(batch.user_ids)
-    labels = rng.random(cands.size) < Scorer().predict(truth, batch, users, items)
-    out = SyntheticImpressions(
-        root / "impressions.csv", root / "users.csv", root / "items.csv", root / "spec.json", truth
-    )
-    write_entity_csv(
-        out.users_file,
-        "user_id",
-        np.asarray(raw_users.ids, np.int64),
-        raw_users.categorical,
-        raw_users.dense,
-    )
-    write_entity_csv(
-        out.items_file,
-        "item_id",
-        np.asarray(raw_items.ids, np.int64),
-        raw_items.categorical,
-        raw_items.dense,
-    )
-    out.spec_file.write_text(json.dumps(spec_json(spec), indent=2) + "\n", encoding="utf-8")
-    _write_impressions(out.impressions, spec, batch, labels)
-    return out
-
-
-def _true_model(spec: FeatureSpec, seed: int, bits: int = 16) -> LRModel:
-    rng = np.random.default_rng(seed + 2)
-    return LRModel(
-        name="truth",
-        version=str(seed),
-        created_at="2026-01-01T00:00:00+00:00",
-        hash_bits=bits,
-        spec=spec,
-        bias=-1.0,
-        weights=rng.normal(0.0, 0.6, 1 << bits).astype(np.float32),
-        dense_weights=rng.normal(0.0, 0.5, len(spec.dense)).astype(np.float32),
-    )
-
-
-def _write_impressions(
-    path: Path, spec: FeatureSpec, batch: ScoringBatch, labels: NDArray[np.bool_]
-) -> None:
-    job = np.repeat(np.arange(batch.n_jobs), batch.counts())
-    fields = list(spec.context_fields)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*REQUIRED, *(f"{CONTEXT_PREFIX}{f}" for f in fields)])
-        for j, item, label in zip(
-            job.tolist(), batch.candidates.tolist(), labels.tolist(), strict=True
-        ):
-            ctx = batch.contexts[j]
-            user = int(batch.user_ids[j])
-            writer.writerow([user, item, int(label), *(ctx.get(f, "") for f in fields)])
 
 
 def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -104,8 +104,20 @@ def _replace_dir(staging: Path, directory: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def spec_to_json(spec: FeatureSpec) -> dict[str, object]:
+    """The manifest's JSON form of a feature spec (what `spec_from_json` reads)."""
+    return {
+        "user_fields": list(spec.user_fields),
+        "item_fields": list(spec.item_fields),
+        "context_fields": list(spec.context_fields),
+        "crosses": [list(c) for c in spec.crosses],
+        "dense": [
+            {"name": d.name, "mean": d.mean, "std": d.std, "default": d.default} for d in spec.dense
+        ],
+    }
+
+
 def _manifest(model: LRModel) -> dict[str, object]:
-    spec = model.spec
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -114,16 +126,7 @@ def _manifest(model: LRModel) -> dict[str, object]:
         "created_at": model.created_at,
         "hash_bits": model.hash_bits,
         "bias": float(model.bias),
-        "spec": {
-            "user_fields": list(spec.user_fields),
-            "item_fields": list(spec.item_fields),
-            "context_fields": list(spec.context_fields),
-            "crosses": [list(c) for c in spec.crosses],
-            "dense": [
-                {"name": d.name, "mean": d.mean, "std": d.std, "default": d.default}
-                for d in spec.dense
-            ],
-        },
+        "spec": spec_to_json(model.spec),
         "dense_weights": [float(w) for w in model.dense_weights],
         "weights": {"file": WEIGHTS, "dtype": "float32", "shape": [1 << model.hash_bits]},
     }
@@ -164,7 +167,7 @@ def _build_model(directory: Path, manifest: dict[str, Any]) -> LRModel:
     bits = _expect(manifest["hash_bits"], int, "hash_bits")
     if isinstance(bits, bool) or not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"hash_bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
-    spec = _parse_spec(_expect(manifest["spec"], dict, "spec"))
+    spec = spec_from_json(_expect(manifest["spec"], dict, "spec"))
     dense_weights = _parse_floats(manifest["dense_weights"], "dense_weights")
     if len(dense_weights) != len(spec.dense):
         n_dense = len(spec.dense)
@@ -199,7 +202,9 @@ def _load_weights(directory: Path, meta: Any, bits: int) -> NDArray[np.float32]:
     return np.ascontiguousarray(array)
 
 
-def _parse_spec(raw: dict[str, Any]) -> FeatureSpec:
+def spec_from_json(raw: Any) -> FeatureSpec:
+    """A feature spec from its manifest JSON form; ``ValueError`` names what is wrong."""
+    raw = _expect(raw, dict, "spec")
     _check_keys(raw, _SPEC_KEYS, "spec")
     crosses = _expect(raw["crosses"], list, "spec.crosses")
     for cross in crosses:

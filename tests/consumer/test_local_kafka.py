@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from consumer import local_kafka
+from consumer import kafka_jars, local_kafka
 from consumer.local_kafka import (
     LocalKafka,
     LocalKafkaError,
@@ -210,7 +210,7 @@ def test_kafka_cluster_without_bootstrap_starts_a_broker(tmp_path: Path) -> None
 def _fake_fetched_cache(cache: Path) -> Path:
     root = cache / f"kafka-{local_kafka.KAFKA_VERSION}"
     (root / "lib").mkdir(parents=True)
-    (root / ".fetched").write_text(hashlib.sha256(local_kafka._POM.encode()).hexdigest())
+    (root / ".fetched").write_text(hashlib.sha256(kafka_jars._POM.encode()).hexdigest())
     return root / "lib"
 
 

@@ -20,11 +20,11 @@ from consumer.train import (
     make_impressions,
     read_impressions,
     read_spec,
-    spec_json,
     train,
 )
 from scoring.kernel import Scorer
 from scoring.model import load_model, save_model
+from scoring.model import spec_to_json as spec_json
 from scoring.synthetic import demo_spec, random_model
 
 BITS = 14
