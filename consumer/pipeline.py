@@ -53,7 +53,16 @@ class ScoredGroup:
 class _Route:
     model: LRModel
     idx: NDArray[np.int64]  # positions within the decoded columns
+    jobs: JobColumns  # those jobs, gathered once for both the fetch and the kernel
     degraded: bool  # scored without fetching features (deadline policy "defaults")
+
+
+def _fetch_keys(routes: list[_Route]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """User ids and candidates of the routes, in route order (one route: no copy)."""
+    if len(routes) == 1:
+        return routes[0].jobs.user_ids, routes[0].jobs.candidates
+    users = np.concatenate([r.jobs.user_ids for r in routes])
+    return users, np.concatenate([r.jobs.candidates for r in routes])
 
 
 def _topk_overlap(a: RankedBatch, b: RankedBatch) -> NDArray[np.float64]:
@@ -76,7 +85,6 @@ class PendingBatch:
     """A batch between `begin` (decoded, routed, fetch started) and `finish` (scored)."""
 
     outcome: BatchOutcome
-    jobs: JobColumns
     positions: NDArray[np.int64]
     snapshot: ModelSet
     routes: list[_Route]
@@ -165,9 +173,9 @@ class BatchProcessor:
         features: Future[BatchFeatures] | None = None
         started = time.perf_counter()
         if fresh:
-            fetched = take_jobs(jobs, np.concatenate([r.idx for r in fresh]))
-            features = self._start_fetch(fetched.user_ids, fetched.candidates)
-        return PendingBatch(outcome, jobs, positions, snapshot, routes, features, started)
+            users, items = _fetch_keys(fresh)
+            features = self._start_fetch(users, items)
+        return PendingBatch(outcome, positions, snapshot, routes, features, started)
 
     def _start_fetch(
         self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
@@ -191,7 +199,7 @@ class BatchProcessor:
                 raise TransportError(f"features not fetched within {FEATURE_WAIT_S}s") from exc
             pending.outcome.stage_seconds["features"] = time.perf_counter() - pending.started
         return self._score_routes(
-            pending.snapshot, pending.jobs, pending.routes, features, pending.positions,
+            pending.snapshot, pending.routes, features, pending.positions,
             pending.outcome,
         )  # fmt: skip
 
@@ -243,15 +251,15 @@ class BatchProcessor:
                 )
                 continue
             merged.setdefault((model.name, degraded), (model, []))[1].extend(idx)
-        return [
-            _Route(model, np.array(sorted(idx), dtype=np.int64), degraded)
-            for (_, degraded), (model, idx) in merged.items()
-        ]
+        routes = []
+        for (_, degraded), (model, idx) in merged.items():
+            positions_idx = np.array(sorted(idx), dtype=np.int64)
+            routes.append(_Route(model, positions_idx, take_jobs(jobs, positions_idx), degraded))
+        return routes
 
     def _score_routes(
         self,
         snapshot: ModelSet,
-        all_jobs: JobColumns,
         routes: list[_Route],
         features: BatchFeatures | None,
         positions: NDArray[np.int64],
@@ -262,7 +270,7 @@ class BatchProcessor:
         start = 0
         e2e: list[NDArray[np.int64]] = [outcome.e2e_ms]
         for route in routes:
-            jobs = take_jobs(all_jobs, route.idx)
+            jobs = route.jobs
             if route.degraded or features is None:
                 batch_features = BatchFeatures.defaults()
             else:
