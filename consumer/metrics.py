@@ -21,6 +21,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         ns = "stream_scorer"
+        self._define_stream(ns, registry)
+        self._define_delivery(ns, registry)
+        self._define_features(ns, registry)
+        self._define_api(ns, registry)
+
+    def _define_stream(self, ns: str, registry: CollectorRegistry) -> None:
+        """The Kafka loop: throughput, stages, latency, lag, models served."""
         self.jobs_consumed = Counter(
             "jobs_consumed", "Input records consumed.", namespace=ns, registry=registry
         )
@@ -97,6 +104,10 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
+
+    def _define_delivery(self, ns: str, registry: CollectorRegistry) -> None:
+        """Degraded, late and dead-lettered jobs, pauses, model reloads, shadows."""
         self.degraded_jobs = Counter(
             "degraded_jobs",
             "Jobs scored with default features (store unavailable or late).",
@@ -137,6 +148,9 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+
+    def _define_features(self, ns: str, registry: CollectorRegistry) -> None:
+        """The HTTP feature source: requests, rows, misses, cache, breaker."""
         self.feature_request_seconds = Histogram(
             "feature_request_seconds",
             "Feature-store HTTP request latency.",
@@ -186,8 +200,9 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
-        self.stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
-        # --- ranking API (consumer/api.py): requests labelled by path -----------------------
+
+    def _define_api(self, ns: str, registry: CollectorRegistry) -> None:
+        """The ranking API (consumer/api.py): requests labelled by path."""
         self.api_requests = Counter(
             "api_requests",
             "Ranking API requests answered, by path and HTTP status.",
@@ -217,4 +232,3 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
-        # --- end ranking API ------------------------------------------------------------------
