@@ -156,6 +156,26 @@ def run_demo(options: DemoOptions, environ: Mapping[str, str]) -> int:
         return _run(options, work, bootstrap, topics, run_id, user_ids, item_ids)
 
 
+class _JobStream:
+    """Produces demo jobs to the input topic, as a backlog or paced open loop."""
+
+    def __init__(self, bootstrap: str, topic: str, options: DemoOptions,
+                 user_ids: np.ndarray, item_ids: np.ndarray) -> None:  # fmt: skip
+        conf = {"bootstrap.servers": bootstrap, "linger.ms": 10, "compression.type": "lz4",
+                "enable.idempotence": True}  # fmt: skip
+        self._producer = Producer(conf)
+        self._topic = topic
+        self._encoder = JobEncoder(StaticRegistry())
+        self._rng = np.random.default_rng(options.seed)
+        self._ids = (user_ids, item_ids)
+        self.shape = JobShape(model=MODEL)
+        self.clock = SystemClock()
+
+    def send(self, n_jobs: int, rate: float = 0.0) -> None:
+        jobs = generate_jobs(self._rng, *self._ids, n_jobs, self.shape, self.clock)
+        produce_jobs(self._producer, self._topic, self._encoder, jobs, self.clock, rate)
+
+
 def _run(
     options: DemoOptions,
     work: Path,
@@ -165,29 +185,10 @@ def _run(
     user_ids: np.ndarray,
     item_ids: np.ndarray,
 ) -> int:
-    clock = SystemClock()
-    rng = np.random.default_rng(options.seed)
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 10,
-            "compression.type": "lz4",
-            "enable.idempotence": True,
-        }
-    )
-    encoder = JobEncoder(StaticRegistry())
-    shape = JobShape(model=MODEL)
-    print(
-        f"[3/5] producing {options.jobs:,} jobs (~{shape.mean_candidates} candidates each) "
-        f"to {topics[0]}"
-    )
-    produce_jobs(
-        producer,
-        topics[0],
-        encoder,
-        generate_jobs(rng, user_ids, item_ids, options.jobs, shape, clock),
-        clock,
-    )
+    stream = _JobStream(bootstrap, topics[0], options, user_ids, item_ids)
+    print(f"[3/5] producing {options.jobs:,} jobs (~{stream.shape.mean_candidates} candidates "
+          f"each) to {topics[0]}")  # fmt: skip
+    stream.send(options.jobs)
     registry = CollectorRegistry()
     service = Service(scorer_config(work, bootstrap, topics, f"demo-scorer-{run_id}"), registry)
     port = service.start_http()
@@ -202,21 +203,12 @@ def _run(
         _wait_scored(progress, options.jobs, service, options.timeout_s)
         wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
         predictions = progress.predictions()
-        rate = options.jobs / wall
-        n_latency = int(rate * LATENCY_LOAD * options.latency_seconds)
-        print(
-            f"[5/5] streaming {n_latency:,} more jobs open-loop at {rate * LATENCY_LOAD:,.0f} "
-            f"jobs/s ({LATENCY_LOAD:.0%} of the measured rate) for latency"
-        )
-        latency_from = clock.now_ms()
-        produce_jobs(
-            producer,
-            topics[0],
-            encoder,
-            generate_jobs(rng, user_ids, item_ids, n_latency, shape, clock),
-            clock,
-            rate * LATENCY_LOAD,
-        )
+        rate = options.jobs / wall * LATENCY_LOAD
+        n_latency = int(rate * options.latency_seconds)
+        print(f"[5/5] streaming {n_latency:,} more jobs open-loop at {rate:,.0f} jobs/s "
+              f"({LATENCY_LOAD:.0%} of the measured rate) for latency")  # fmt: skip
+        latency_from = stream.clock.now_ms()
+        stream.send(n_latency, rate)
         _wait_scored(progress, options.jobs + n_latency, service, options.timeout_s)
     finally:
         stop.set()
