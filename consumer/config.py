@@ -239,64 +239,52 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
     return str(value)
 
 
+_AT_LEAST: dict[str, int] = {
+    "batch.max_jobs": 1,
+    "batch.max_wait_ms": 0,
+    "limits.max_candidates": 1,
+    "limits.max_top_k": 1,
+    "features.timeout_ms": 1,
+    "features.max_rows_per_request": 1,
+    "features.max_concurrency": 1,
+    "delivery.shutdown_timeout_s": 1,
+    "models.reload_interval_s": 0,
+    "api.max_batch_jobs": 1,
+}
+_ONE_OF: dict[str, tuple[str, ...]] = {
+    "features.source": ("files", "http"),
+    "features.unavailable_policy": ("defaults", "pause"),
+    "delivery.mode": ("at_least_once", "exactly_once"),
+    "delivery.deadline_policy": ("score", "defaults", "dead_letter"),
+}
+_NOT_EMPTY = ("kafka.input_topic", "kafka.output_topic", "kafka.group_id")
+_PORTS = ("server.port", "api.port")
+
+
+def _value(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _choices(options: tuple[str, ...]) -> str:
+    quoted = [f"'{o}'" for o in options]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
 def _validate(config: Config) -> None:
     checks = [
-        (config.batch.max_jobs >= 1, "batch.max_jobs", "must be >= 1"),
-        (config.batch.max_wait_ms >= 0, "batch.max_wait_ms", "must be >= 0"),
-        (
-            config.batch.max_in_flight_jobs >= config.batch.max_jobs,
-            "batch.max_in_flight_jobs",
-            "must be >= batch.max_jobs",
-        ),
-        (config.limits.max_candidates >= 1, "limits.max_candidates", "must be >= 1"),
-        (config.limits.max_top_k >= 1, "limits.max_top_k", "must be >= 1"),
-        (bool(config.kafka.input_topic), "kafka.input_topic", "must not be empty"),
-        (bool(config.kafka.output_topic), "kafka.output_topic", "must not be empty"),
-        (bool(config.kafka.group_id), "kafka.group_id", "must not be empty"),
-        (
-            config.features.source in ("files", "http"),
-            "features.source",
-            "must be 'files' or 'http'",
-        ),
-        (
-            config.features.source != "http" or bool(config.features.url),
-            "features.url",
-            "required when features.source = 'http'",
-        ),
-        (
-            config.features.unavailable_policy in ("defaults", "pause"),
-            "features.unavailable_policy",
-            "must be 'defaults' or 'pause'",
-        ),
-        (config.features.timeout_ms >= 1, "features.timeout_ms", "must be >= 1"),
-        (
-            config.features.max_rows_per_request >= 1,
-            "features.max_rows_per_request",
-            "must be >= 1",
-        ),
-        (config.features.max_concurrency >= 1, "features.max_concurrency", "must be >= 1"),
-        (
-            config.delivery.mode in ("at_least_once", "exactly_once"),
-            "delivery.mode",
-            "must be 'at_least_once' or 'exactly_once'",
-        ),
-        (
-            config.delivery.deadline_policy in ("score", "defaults", "dead_letter"),
-            "delivery.deadline_policy",
-            "must be 'score', 'defaults' or 'dead_letter'",
-        ),
-        (
-            config.delivery.deadline_policy != "dead_letter"
-            or bool(config.delivery.dead_letter_topic),
-            "delivery.dead_letter_topic",
-            "required when delivery.deadline_policy = 'dead_letter'",
-        ),
-        (config.delivery.shutdown_timeout_s >= 1, "delivery.shutdown_timeout_s", "must be >= 1"),
-        (config.models.reload_interval_s >= 0, "models.reload_interval_s", "must be >= 0"),
-        (0 <= config.server.port < 65536, "server.port", "must be a TCP port"),
-        (0 <= config.api.port < 65536, "api.port", "must be a TCP port"),
-        (config.api.max_batch_jobs >= 1, "api.max_batch_jobs", "must be >= 1"),
-    ]
+        *((_value(config, k) >= low, k, f"must be >= {low}") for k, low in _AT_LEAST.items()),
+        *((_value(config, k) in o, k, f"must be {_choices(o)}") for k, o in _ONE_OF.items()),
+        *((bool(_value(config, k)), k, "must not be empty") for k in _NOT_EMPTY),
+        *((0 <= _value(config, k) < 65536, k, "must be a TCP port") for k in _PORTS),
+        (config.batch.max_in_flight_jobs >= config.batch.max_jobs, "batch.max_in_flight_jobs",
+         "must be >= batch.max_jobs"),
+        (config.features.source != "http" or bool(config.features.url), "features.url",
+         "required when features.source = 'http'"),
+        (config.delivery.deadline_policy != "dead_letter"
+         or bool(config.delivery.dead_letter_topic), "delivery.dead_letter_topic",
+         "required when delivery.deadline_policy = 'dead_letter'"),
+    ]  # fmt: skip
     for ok, key, reason in checks:
         if not ok:
             raise ConfigError(reason, key=key)
