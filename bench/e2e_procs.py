@@ -11,13 +11,14 @@ generator and the benchmark itself share the machine, so only the measured proce
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from consumer.local_kafka import die_with_parent_prefix
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parents[1]
@@ -80,11 +81,6 @@ def broker_cpu_s() -> float | None:
     return None
 
 
-def _die_with_parent() -> list[str]:
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-
-
 @dataclass(frozen=True, slots=True)
 class ScorerEnv:
     """What a scorer subprocess needs: the ``STREAM_SCORER__*`` settings of one run."""
@@ -127,7 +123,7 @@ class Child:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [*_die_with_parent(), sys.executable, *args],
+                [*die_with_parent_prefix(), sys.executable, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

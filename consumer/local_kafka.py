@@ -55,6 +55,7 @@ __all__ = [
     "LocalKafkaError",
     "create_topics",
     "default_cache_dir",
+    "die_with_parent_prefix",
     "ensure_jars",
     "kafka_cluster",
 ]
@@ -135,7 +136,7 @@ def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _die_with_parent_prefix() -> list[str]:
+def die_with_parent_prefix() -> list[str]:
     """A command prefix asking Linux to SIGKILL the broker when its parent goes away.
 
     `setpriv --pdeathsig` sets PR_SET_PDEATHSIG at exec time. A Python preexec_fn would do the same
@@ -312,7 +313,7 @@ class LocalKafka:
 
     def _launch(self, lib: Path, config: Path) -> None:
         command = [
-            *_die_with_parent_prefix(),
+            *die_with_parent_prefix(),
             *self._java(lib, config),
             *_JVM_OPTIONS,
             "kafka.Kafka",

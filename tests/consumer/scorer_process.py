@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumer.demo_data import DemoData
+from consumer.local_kafka import die_with_parent_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +54,6 @@ class ScorerSpec:
         return env
 
 
-def _die_with_parent() -> list[str]:
-    """SIGKILL the scorer if the test process dies, so no orphan keeps consuming."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-
-
 class ScorerProcess:
     """One scorer subprocess; its output goes to a log file for post-mortems."""
 
@@ -68,7 +62,7 @@ class ScorerProcess:
         self.log_path = log_dir / f"scorer-{worker_index}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [*_die_with_parent(), sys.executable, "-X", "faulthandler", "-m", "consumer.cli",
+            [*die_with_parent_prefix(), sys.executable, "-X", "faulthandler", "-m", "consumer.cli",
              "--log-level", "INFO", "run",
              "--worker-index", str(worker_index)],
             env=spec.environ(worker_index), stdout=self._log, stderr=subprocess.STDOUT,
