@@ -37,7 +37,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from consumer.clock import SystemClock
 from consumer.demo_data import MODEL
 from consumer.features import gather_users, read_entity_csv
-from consumer.generator import JobShape, generate_jobs, produce_jobs
+from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from schemas.fallback import read_record, write_record
 from schemas.framing import frame_header
 from schemas.parsed import bundled
@@ -228,7 +228,7 @@ def generate(args: argparse.Namespace, _stop: threading.Event) -> None:
     # The first job draws the pool of candidate lists (~0.5 s): before the pacing clock starts,
     # or the level would open with a burst of overdue jobs.
     jobs = counted(itertools.chain([next(drawn)], drawn))
-    encoder = JobEncoder(StaticRegistry())
+    encoder = JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS)
     sent = produce_jobs(producer, args.topic, encoder, jobs, clock, args.rate, stamp=True)
     cpu = time.process_time()
     print(json.dumps({"sent": sent, "predictions": predictions, "cpu_s": cpu}), flush=True)

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from bench.e2e_procs import Child
 from consumer.clock import SystemClock
-from consumer.generator import JobShape, generate_jobs
+from consumer.generator import POOL_LISTS, JobShape, generate_jobs
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
 
@@ -88,7 +88,7 @@ def prefill(
 
         return done
 
-    clock, encoder = SystemClock(), JobEncoder(StaticRegistry())
+    clock, encoder = SystemClock(), JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS)
     rng = np.random.default_rng(2024)
     for job in generate_jobs(rng, ids[0], ids[1], n_jobs, JobShape(), clock):
         value, key = encoder.encode(job), str(job.user_id).encode()

@@ -23,7 +23,7 @@ from consumer.clock import SystemClock
 from consumer.config import load_config, read_config_file
 from consumer.errors import ConfigError, StreamScorerError
 from consumer.features import read_entity_csv
-from consumer.generator import JobShape, generate_jobs, produce_jobs
+from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from consumer.train import add_train_parser
 
 log = logging.getLogger("consumer.cli")
@@ -83,7 +83,14 @@ def cmd_produce(args: argparse.Namespace) -> int:
     )
     clock = SystemClock()
     jobs = generate_jobs(rng, users, items, args.jobs, shape, clock)
-    sent = produce_jobs(producer, args.topic, JobEncoder(StaticRegistry()), jobs, clock, args.rate)
+    sent = produce_jobs(
+        producer,
+        args.topic,
+        JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS),
+        jobs,
+        clock,
+        args.rate,
+    )
     print(f"produced {sent} jobs to {args.topic}")
     return 0
 

@@ -24,7 +24,7 @@ from consumer.app import Service
 from consumer.clock import SystemClock
 from consumer.config import Config, load_config
 from consumer.demo_data import MODEL, write_demo_data
-from consumer.generator import JobShape, generate_jobs, produce_jobs
+from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from consumer.local_kafka import create_topics, default_cache_dir, kafka_cluster
 from schemas.records import RankedList
 from schemas.registry import StaticRegistry
@@ -165,7 +165,7 @@ class _JobStream:
                 "enable.idempotence": True}  # fmt: skip
         self._producer = Producer(conf)
         self._topic = topic
-        self._encoder = JobEncoder(StaticRegistry())
+        self._encoder = JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS)
         self._rng = np.random.default_rng(options.seed)
         self._ids = (user_ids, item_ids)
         self.shape = JobShape(model=MODEL)

@@ -25,6 +25,7 @@ DEVICES = ("ios", "android", "web")
 PAGES = ("home", "feed", "search", "video")
 CHUNK_JOBS = 256
 POOL_LISTS = 512  # distinct candidate lists drawn once; jobs pick among them
+PACE_TICK_S = 0.001  # paced production wakes at most this often (jobs due meanwhile go together)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,9 @@ def produce_jobs(
 ) -> int:
     """Produce every job (paced at `rate` jobs/s when > 0); returns how many were acknowledged.
 
-    With `stamp`, each job's created_at is set to the moment it is sent.
+    With `stamp`, each job's created_at is set to the moment it is sent. Pacing is open loop:
+    job i is due at start + i / rate; the producer wakes at most every PACE_TICK_S and sends
+    every job due by then, so its own CPU stays small at thousands of jobs per second.
     """
     acked = 0
     failed: list[str] = []
@@ -102,11 +105,12 @@ def produce_jobs(
             failed.append(str(err))
 
     start = time.monotonic()
-    for i, job in enumerate(jobs):
-        if rate > 0:
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+    for sent, job in enumerate(jobs):
+        if rate > 0 and sent >= (time.monotonic() - start) * rate:
+            # Sleep to the next job's due time, but at least PACE_TICK_S: jobs that fell due
+            # meanwhile go out back to back, each stamped when it is sent.
+            producer.poll(0)
+            time.sleep(max(start + sent / rate - time.monotonic(), PACE_TICK_S))
         value = encoder.encode(replace(job, created_at_ms=clock.now_ms()) if stamp else job)
         while True:
             try:
@@ -116,7 +120,8 @@ def produce_jobs(
                 break
             except BufferError:
                 producer.poll(0.05)
-        producer.poll(0)
+        if sent % CHUNK_JOBS == 0:
+            producer.poll(0)  # serve delivery reports of an unpaced run as it goes
     producer.flush(60)
     if failed:
         raise RuntimeError(f"{len(failed)} jobs not delivered, first: {failed[0]}")

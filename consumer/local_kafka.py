@@ -27,6 +27,7 @@ import base64
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -75,7 +76,24 @@ logger.statechange.name = state.change.logger
 logger.statechange.level = WARN
 """
 
-_JVM_OPTIONS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError")
+# C1 only (TieredStopAtLevel=1): with C2 the JIT threads kept ~0.3 core busy for the first minutes
+# of every broker, more than the test and benchmark workloads on 2 cores could spare; with C1 only
+# the broker used ~1/3 of the CPU at the same load. LOCAL_KAFKA_JVM_OPTS adds or overrides flags.
+_JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:+UseG1GC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:TieredStopAtLevel=1",
+)
+JVM_OPTS_ENV = "LOCAL_KAFKA_JVM_OPTS"
+
+
+def jvm_options(environ: Mapping[str, str]) -> list[str]:
+    """The broker's JVM flags: the defaults, then LOCAL_KAFKA_JVM_OPTS (later flags win)."""
+    return [*_JVM_OPTIONS, *shlex.split(environ.get(JVM_OPTS_ENV, ""))]
+
+
 _NODE_ID = 1
 
 
@@ -315,7 +333,7 @@ class LocalKafka:
         command = [
             *die_with_parent_prefix(),
             *self._java(lib, config),
-            *_JVM_OPTIONS,
+            *jvm_options(os.environ),
             "kafka.Kafka",
             str(config),
         ]

@@ -92,6 +92,7 @@ class ScoringLoop:
         self._clock = clock
         self.state = state or LoopState()
         self._next_lag = 0.0
+        self._last_poll = 0.0  # when the previous poll returned (the input queue was drained)
         self._paused: set[TopicPartition] = set()
         self._resume_at = 0.0
         self._backoff = MIN_BACKOFF_S
@@ -123,9 +124,8 @@ class ScoringLoop:
         self._maybe_resume(now)
         self._wait_for_room()
         t0 = self._clock.monotonic()
-        batch = self._source.poll_batch(
-            self._cfg.batch.max_jobs, self._cfg.batch.max_wait_ms / 1000
-        )
+        batch = self._source.poll_batch(self._cfg.batch.max_jobs, self._poll_wait(t0))
+        self._last_poll = self._clock.monotonic()
         if batch:
             self._metrics.stages["poll"].observe(self._clock.monotonic() - t0)
         if self._pipelined:
@@ -138,6 +138,13 @@ class ScoringLoop:
         if now >= self._next_lag:
             self._next_lag = now + LAG_INTERVAL_S
             self._refresh_lag()
+
+    def _poll_wait(self, now: float) -> float:
+        """How long this poll may wait for a batch to fill: ``batch.max_wait_ms`` counted from
+        the previous poll. Jobs that arrived while the last batch was processed have waited
+        already, so a busy loop takes them at once and an idle one waits the whole window."""
+        max_wait = self._cfg.batch.max_wait_ms / 1000
+        return min(max_wait, max(0.0, max_wait - (now - self._last_poll)))
 
     def _handle(self, batch: list[InMessage]) -> None:
         try:

@@ -11,6 +11,7 @@ Invariants: output is byte-for-byte what fastavro ``schemaless_writer`` produces
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,13 +29,24 @@ from schemas.varint import encode_zigzag
 
 
 class JobEncoder:
-    """Writes :class:`ScoringJob` rows framed with ``schema_id``."""
+    """Writes :class:`ScoringJob` rows framed with ``schema_id``.
 
-    def __init__(self, registry: SchemaRegistry, schema_id: int = 1) -> None:
+    ``candidate_cache`` > 0 keeps the encoded candidate arrays of that many distinct lists
+    (least recently used dropped first), keyed by their bytes: for producers that send the same
+    candidate lists again and again, such as load generators drawing from a pool of lists.
+    """
+
+    def __init__(
+        self, registry: SchemaRegistry, schema_id: int = 1, candidate_cache: int = 0
+    ) -> None:
+        if candidate_cache < 0:
+            raise ValueError("candidate_cache must be >= 0")
         self.schema_id = schema_id
         self._writer: ParsedSchema = registry.schema_for_id(schema_id)
         self._header = frame_header(schema_id)
         self._fast = self._writer.canonical == bundled("ScoringJob").canonical
+        self._cache_size = candidate_cache
+        self._blocks: OrderedDict[bytes, bytes] = OrderedDict()
 
     def encode(self, job: ScoringJob) -> bytes:
         """One framed message."""
@@ -43,8 +55,21 @@ class JobEncoder:
             return self._encode_fast(job, candidates)
         return self._encode_with_fastavro(job, candidates)
 
+    def _candidate_block(self, candidates: NDArray[np.int64]) -> bytes:
+        """The encoded ``candidates`` array: count, varints and the end-of-array 0."""
+        if not self._cache_size:
+            return _array_block(candidates)
+        key = candidates.tobytes()
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = _array_block(candidates)
+            if len(self._blocks) > self._cache_size:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(key)
+        return block
+
     def _encode_fast(self, job: ScoringJob, candidates: NDArray[np.int64]) -> bytes:
-        count = len(candidates)
         return b"".join(
             (
                 self._header,
@@ -53,8 +78,7 @@ class JobEncoder:
                 write_string(job.model),
                 write_long(job.created_at_ms),
                 write_string_map(job.context),
-                write_long(count) + encode_zigzag(candidates) if count else b"",
-                b"\x00",
+                self._candidate_block(candidates),
                 write_int(job.top_k),
             )
         )
@@ -70,6 +94,12 @@ class JobEncoder:
             "top_k": job.top_k,
         }
         return write_record(self._header, self._writer, record)
+
+
+def _array_block(candidates: NDArray[np.int64]) -> bytes:
+    if not len(candidates):
+        return b"\x00"
+    return b"".join((write_long(len(candidates)), encode_zigzag(candidates), b"\x00"))
 
 
 def as_int64_array(values: NDArray[Any] | Sequence[int], name: str) -> NDArray[np.int64]:

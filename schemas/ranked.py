@@ -27,7 +27,7 @@ from schemas.parsed import ParsedSchema, bundled
 from schemas.primitives import write_long, write_string
 from schemas.records import RankedList
 from schemas.registry import SchemaRegistry
-from schemas.varint import zigzag_table
+from schemas.varint import used_cells, zigzag_table
 
 _BOOLS = (b"\x00", b"\x01")
 
@@ -150,7 +150,7 @@ def _item_blob(
     cells = np.concatenate((table, floats), axis=1)
     width = table.shape[1]
     keep = np.ones(cells.shape, bool)  # float bytes always kept, varint bytes up to their length
-    keep[:, :width] = np.arange(width)[None, :] < lengths[:, None]
+    keep[:, :width] = used_cells(lengths, width)
     blob = cells[keep].tobytes()
     item_ends = np.zeros(len(ids) + 1, np.int64)
     np.cumsum(lengths + 4, out=item_ends[1:])

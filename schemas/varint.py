@@ -26,6 +26,12 @@ _U8_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], np.uint64)
 # u >= _THRESHOLDS[k] means u needs more than k + 1 bytes
 _THRESHOLDS = np.array([1 << (7 * k) for k in range(1, MAX_VARINT_BYTES)], np.uint64)
 _SHIFTS = np.arange(0, 7 * MAX_VARINT_BYTES, 7, dtype=np.uint64)
+_NARROW_LIMIT = 1 << 28  # zig-zagged values below this take at most 4 varint bytes
+# continuation bits of a 1..4-byte varint: set on every byte but its last
+_CONTINUATIONS = np.array([0, 0, 0x80, 0x8080, 0x808080], np.uint32)
+_NARROW_THRESHOLDS = _THRESHOLDS[:3].astype(np.uint32)
+# _USED_CELLS[n, k]: cell k of an n-byte varint holds a byte
+_USED_CELLS = np.arange(MAX_VARINT_BYTES)[None, :] < np.arange(MAX_VARINT_BYTES + 1)[:, None]
 
 
 class Varints(NamedTuple):
@@ -102,6 +108,8 @@ def zigzag_table(values: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[
     """Varint bytes of each value as a ``(m, width)`` table (unused cells zero) and byte counts."""
     v = np.asarray(values, np.int64)
     u = (v.view(np.uint64) << np.uint64(1)) ^ (v >> 63).view(np.uint64)
+    if len(u) and int(u.max()) < _NARROW_LIMIT:
+        return _narrow_table(u.astype(np.uint32))
     lengths = np.searchsorted(_THRESHOLDS, u, side="right").astype(np.int64) + 1
     width = int(lengths.max()) if len(lengths) else 1
     groups = (u[:, None] >> _SHIFTS[None, :width]).astype(np.uint8) & np.uint8(0x7F)
@@ -110,8 +118,28 @@ def zigzag_table(values: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[
     return groups, lengths
 
 
+def _narrow_table(u: NDArray[np.uint32]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """:func:`zigzag_table` of zig-zagged values below ``2**28`` (at most 4 bytes each).
+
+    Spreads each value's 7-bit groups over the bytes of one little-endian uint32 and ORs in the
+    continuation bits of its length: a handful of whole-array operations instead of one per byte.
+    """
+    lengths = np.searchsorted(_NARROW_THRESHOLDS, u, side="right").astype(np.int64) + 1
+    words = (u & np.uint32(0x7F)) | ((u << np.uint32(1)) & np.uint32(0x7F00))
+    words |= (u << np.uint32(2)) & np.uint32(0x7F0000)
+    words |= (u << np.uint32(3)) & np.uint32(0x7F000000)
+    words |= _CONTINUATIONS[lengths]
+    width = int(lengths.max())
+    table = words.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)
+    return table[:, :width], lengths
+
+
 def encode_zigzag(values: NDArray[np.int64]) -> bytes:
     """The concatenated zig-zag varints of ``values``."""
     table, lengths = zigzag_table(values)
-    used = np.arange(table.shape[1])[None, :] < lengths[:, None]
-    return table[used].tobytes()
+    return table[used_cells(lengths, table.shape[1])].tobytes()
+
+
+def used_cells(lengths: NDArray[np.int64], width: int) -> NDArray[np.bool_]:
+    """``(m, width)`` mask of the cells of a :func:`zigzag_table` that hold varint bytes."""
+    return np.take(_USED_CELLS[:, :width], lengths, axis=0)

@@ -30,14 +30,17 @@ from scoring.hashing import (
     CROSS_LEFT,
     CROSS_RIGHT,
     feature_keys,
+    field_seed,
     hash_ints,
-    hash_optional_strings,
+    hash_strings,
     mix64_inplace,
 )
 from scoring.spec import CONTEXT, ITEM_ID, USER, DenseFeature, FeatureSpec
 
 MISSING: Final = np.uint32(1 << 30)
 MISSING_RIGHT: Final = np.uint32(1 << 31)
+CONTEXT_MEMO_SIZE: Final = 1 << 16  # distinct context strings whose hashes are remembered
+_CONTEXT_HASHES: dict[str | None, int] = {None: 0}
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
@@ -121,22 +124,64 @@ def job_values(
     values = {
         f"{USER}.{f}": users.categorical.get(f, np.zeros(n, np.uint64)) for f in spec.user_fields
     }
-    for f in spec.context_fields:
-        values[f"{CONTEXT}.{f}"] = hash_optional_strings([ctx.get(f) for ctx in contexts])
+    fields = spec.context_fields
+    if fields:
+        hashed = _context_hashes(fields, contexts)
+        for i, f in enumerate(fields):
+            values[f"{CONTEXT}.{f}"] = hashed[i]
     return values
+
+
+def _context_hashes(fields: Sequence[str], contexts: Sequence[Mapping[str, str]]) -> U64:
+    """``(len(fields), n)`` value hashes of the context strings (missing -> 0).
+
+    Context values repeat across jobs and batches (devices, pages, hours), so each distinct string
+    is hashed once (vectorized, then remembered in a bounded memo of this pure function) and the
+    jobs look their hash up.
+    """
+    raw = [ctx.get(f) for f in fields for ctx in contexts]
+    distinct = [v for v in dict.fromkeys(raw) if v is not None]
+    new = [v for v in distinct if v not in _CONTEXT_HASHES]
+    if new:
+        if len(_CONTEXT_HASHES) + len(new) > CONTEXT_MEMO_SIZE:
+            _CONTEXT_HASHES.clear()
+            _CONTEXT_HASHES[None] = 0
+            new = distinct
+        _CONTEXT_HASHES.update(zip(new, hash_strings(new).tolist(), strict=True))
+    flat = np.fromiter((_CONTEXT_HASHES[v] for v in raw), dtype=np.uint64, count=len(raw))
+    return flat.reshape(len(fields), len(contexts))
 
 
 def job_terms(
     spec: FeatureSpec, bits: int, users: UserFeatures, contexts: Sequence[Mapping[str, str]]
 ) -> JobTerms:
-    """Term indices of every job of a batch."""
+    """Term indices of every job of a batch.
+
+    Every per-job field is hashed in one pass over a ``(fields, jobs)`` array rather than one
+    small pass per field: a micro-batch holds few jobs, so the number of numpy calls, not their
+    size, is what costs.
+    """
     n = len(contexts)
     users.check_rows(n)
     values = job_values(spec, users, contexts)
-    singles = [single_index(name, values[name], bits) for name in values]
-    left = [left_index(first, values[first], bits) for first, _ in spec.job_crosses()]
+    names = list(values)
     user_dense = [d for d in spec.dense if d.group == USER]
-    return JobTerms(_stack(singles, n), _stack(left, n), standardize(user_dense, users.dense, n))
+    dense = standardize(user_dense, users.dense, n)
+    if not names:
+        empty = np.empty((n, 0), dtype=np.uint32)
+        return JobTerms(empty, empty, dense)
+    raw = np.stack([values[name] for name in names])  # (fields, n)
+    missing = raw == 0
+    keys = raw ^ np.array([[field_seed(name)] for name in names], dtype=np.uint64)
+    mix64_inplace(keys)
+    singles = _top(keys.copy(), bits)
+    singles[missing] = MISSING
+    rows = [names.index(first) for first, _ in spec.job_crosses()]
+    left_keys = keys[rows]
+    left_keys ^= np.uint64(CROSS_LEFT)
+    left = _top(mix64_inplace(left_keys), bits)
+    left[missing[rows]] = MISSING
+    return JobTerms(np.ascontiguousarray(singles.T), np.ascontiguousarray(left.T), dense)
 
 
 def item_values(spec: FeatureSpec, items: ItemTable) -> dict[str, U64]:

@@ -28,6 +28,7 @@ class FakeSource:
         self.sync_commits: list[dict[TopicPartition, int]] = []
         self.closed = False
         self.polls = 0
+        self.timeouts: list[float] = []
         self.seeks: list[dict[TopicPartition, int]] = []
         self.commit_failures: list[dict[TopicPartition, int]] = []
         self.paused: set[TopicPartition] = set()
@@ -35,6 +36,7 @@ class FakeSource:
 
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]:
         self.polls += 1
+        self.timeouts.append(timeout_s)
         out: list[InMessage] = []
         for queue in self.queues.values():
             take = queue[: max_messages - len(out)]

@@ -238,6 +238,12 @@ def test_cache_dir_prefers_the_environment_then_the_checkout(tmp_path: Path) -> 
     assert default_cache_dir({}) == checkout / ".cache"
 
 
+def test_jvm_options_default_to_c1_and_take_overrides_last() -> None:
+    assert "-XX:TieredStopAtLevel=1" in local_kafka.jvm_options({})
+    flags = local_kafka.jvm_options({"LOCAL_KAFKA_JVM_OPTS": "-XX:TieredStopAtLevel=4 -Xmx2g"})
+    assert flags[-2:] == ["-XX:TieredStopAtLevel=4", "-Xmx2g"]
+
+
 def test_broker_properties_describe_one_combined_node(tmp_path: Path) -> None:
     props = broker_properties(9092, 9093, tmp_path)
     assert props["process.roles"] == "broker,controller"

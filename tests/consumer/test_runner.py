@@ -29,12 +29,13 @@ def make_loop(
     dead_letter_topic: str = "",
     pipelined: bool = False,
     commit_interval_ms: int = 0,
+    max_wait_ms: int = 0,
 ) -> tuple[ScoringLoop, FakeSource, Metrics, FakeProcessor]:
     config = Config(
         kafka=KafkaConfig(output_topic="ranked"),
         batch=BatchConfig(
             max_jobs=max_jobs,
-            max_wait_ms=0,
+            max_wait_ms=max_wait_ms,
             max_in_flight_jobs=max_in_flight,
             commit_interval_ms=commit_interval_ms,
         ),
@@ -66,6 +67,18 @@ def source_messages(tp: TopicPartition, values: list[bytes]) -> list[InMessage]:
 
 def value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
     return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_a_busy_loop_does_not_wait_again_for_jobs_that_already_waited() -> None:
+    loop, source, _, _ = make_loop({P0: [b"a"] * 3}, FakeSink(), max_jobs=1, max_wait_ms=20)
+    clock = loop_clock(loop)
+    loop.step()  # idle since the start: the whole window
+    clock.advance(0.015)  # the batch took 15 ms: its successors waited that long meanwhile
+    loop.step()
+    clock.advance(0.050)  # past the window: take what is there at once
+    loop.step()
+    loop.step()  # the queue was drained just now: a full window again
+    assert source.timeouts == pytest.approx([0.020, 0.005, 0.0, 0.020])
 
 
 def test_every_record_scored_and_committed_as_next_offset_to_read() -> None:

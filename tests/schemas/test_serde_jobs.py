@@ -49,6 +49,27 @@ def test_encoder_matches_fastavro_byte_for_byte(value: ScoringJob) -> None:
     assert JobEncoder(REGISTRY).encode(value) == fastavro_frame(1, SCHEMA, job_record(value))
 
 
+@settings(max_examples=40)
+@given(st.lists(scoring_jobs(), max_size=8))
+def test_a_candidate_cache_changes_no_byte(jobs: list[ScoringJob]) -> None:
+    plain_encoder, cached = JobEncoder(REGISTRY), JobEncoder(REGISTRY, candidate_cache=2)
+    for value in [*jobs, *reversed(jobs), *jobs]:  # hits, misses and evictions
+        assert cached.encode(value) == plain_encoder.encode(value)
+
+
+def test_the_candidate_cache_is_keyed_by_content_and_bounded() -> None:
+    encoder = JobEncoder(REGISTRY, candidate_cache=2)
+    first = encoder.encode(job(np.array([5, 6, 7])))
+    again = np.array([5, 6, 7])  # equal content, another array: a hit gives the same bytes
+    assert encoder.encode(job(again)) == first
+    for other in ([1], [2], [3]):
+        encoder.encode(job(other))
+    assert len(encoder._blocks) == 2
+    assert encoder.encode(job([5, 6, 7])) == first
+    with pytest.raises(ValueError, match="candidate_cache"):
+        JobEncoder(REGISTRY, candidate_cache=-1)
+
+
 @settings(max_examples=60)
 @given(st.lists(scoring_jobs(), max_size=8))
 def test_batch_decode_agrees_with_fastavro(jobs: list[ScoringJob]) -> None:

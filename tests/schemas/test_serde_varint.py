@@ -47,6 +47,21 @@ def test_four_byte_values_take_the_narrow_path(values: list[int]) -> None:
     assert decoded.values.tolist() == values
 
 
+@given(st.lists(st.integers(-(2**27), 2**27 - 1), min_size=1, max_size=60))
+def test_four_byte_values_encode_like_fastavro(values: list[int]) -> None:
+    assert encode_zigzag(np.array(values, np.int64)) == fastavro_longs(values)
+
+
+# Every 1..5-byte boundary, where the narrow (<= 4 bytes) encoder hands over to the wide one.
+BOUNDARIES = [s * (2**b) + d for b in (6, 13, 20, 27) for s in (1, -1) for d in (-1, 0, 1)]
+
+
+@pytest.mark.parametrize("value", BOUNDARIES)
+def test_encode_at_length_boundaries(value: int) -> None:
+    assert encode_zigzag(np.array([value], np.int64)) == fastavro_longs([value])
+    assert encode_zigzag(np.array([0, value, 1], np.int64)) == fastavro_longs([0, value, 1])
+
+
 @given(int64s)
 def test_scalar_primitives_match_fastavro(value: int) -> None:
     data = fastavro_longs([value])
