@@ -20,7 +20,12 @@ from prometheus_client import CollectorRegistry
 from consumer.aio import AsyncBridge
 from consumer.clock import Clock, SystemClock
 from consumer.config import Config
-from consumer.features import BatchFeatures, FeatureSource, FileFeatureStore
+from consumer.features import (
+    BatchFeatures,
+    FeatureSource,
+    FileFeatureStore,
+    InMemoryFeatureSource,
+)
 from consumer.http_features import HttpFeatureSource
 from consumer.http_server import build_app, start_server
 from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
@@ -113,6 +118,9 @@ class Service:
         self._http_runner: web.AppRunner | None = None
 
     def _fetch(self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]) -> BatchFeatures:
+        if isinstance(self.features, InMemoryFeatureSource):
+            # No I/O to overlap: a hop through the event loop thread cost ~0.3 ms per batch.
+            return self.features.fetch_now(user_ids, item_ids)
         return self.bridge.call(self.features.fetch(user_ids, item_ids), FEATURE_TIMEOUT_S)
 
     def _start_fetch(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,15 @@ class FeatureSource(Protocol):
     ) -> BatchFeatures: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InMemoryFeatureSource(FeatureSource, Protocol):
+    """A source whose features are already in memory: callers may skip the event loop."""
+
+    def fetch_now(self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]) -> BatchFeatures:
+        """What ``fetch`` returns, computed on the calling thread without awaiting anything."""
+        ...
 
 
 def read_entity_csv(path: Path, token: int | None = None) -> ItemTable:
@@ -131,10 +140,13 @@ class FileFeatureStore:
     def items(self) -> ItemTable:
         return self._items
 
+    def fetch_now(self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]) -> BatchFeatures:
+        return BatchFeatures(users=gather_users(self._users, user_ids), items=self._items)
+
     async def fetch(
         self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
     ) -> BatchFeatures:
-        return BatchFeatures(users=gather_users(self._users, user_ids), items=self._items)
+        return self.fetch_now(user_ids, item_ids)
 
     async def close(self) -> None:
         return None

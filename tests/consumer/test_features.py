@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from consumer.errors import ConfigError
-from consumer.features import FileFeatureStore, read_entity_csv, write_entity_csv
+from consumer.features import (
+    FileFeatureStore,
+    InMemoryFeatureSource,
+    read_entity_csv,
+    write_entity_csv,
+)
+from scoring.features import ItemTable
 from scoring.hashing import hash_strings
 
 
@@ -65,3 +71,14 @@ def test_bad_files_are_config_errors(tmp_path: Path, content: str, match: str) -
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         read_entity_csv(tmp_path / "absent.csv")
+
+
+def test_the_file_store_serves_features_without_an_event_loop() -> None:
+    users = ItemTable.from_raw(np.array([7, 3], np.int64), {"segment": ["a", "b"]}, {})
+    items = ItemTable.from_raw(np.array([1], np.int64), {}, {})
+    store = FileFeatureStore(users, items)
+    assert isinstance(store, InMemoryFeatureSource)
+    now = store.fetch_now(np.array([3, 9], np.int64), np.array([1], np.int64))
+    later = asyncio.run(store.fetch(np.array([3, 9], np.int64), np.array([1], np.int64)))
+    assert now.users.categorical["segment"].tolist() == later.users.categorical["segment"].tolist()
+    assert now.items is items
