@@ -1,6 +1,7 @@
 """End-to-end benchmark: the scorer on a real broker against three baselines, then latency.
 
     python -m bench.e2e [--json] [--quick] [--max-wait-ms MS] [--linger-ms MS]
+                        [--generator-linger-ms MS]
 
 Starts a local Apache Kafka broker (or uses KAFKA_BOOTSTRAP), writes the demo model and features
 (100k items, 50k users, 2**22 weights) and pre-fills a 4-partition topic with realistic jobs
@@ -16,8 +17,9 @@ utime + stime of its process tree (/proc), so the broker and this process do not
 - unbatched: the scorer with ``batch.max_jobs = 1`` (one job per kernel call), a sample;
 - 2 workers: ``run --workers 2`` on the same backlog (``two_worker_speedup``, jobs/s ratio);
 - latency: a fresh scorer (``batch.max_wait_ms`` and producer ``linger.ms`` from the options)
-  under open-loop load from a separate generator process at 25/50/75% of the scorer's backlog
-  rate (see bench/e2e_latency.py).
+  under open-loop load from a separate generator process (an upstream producer with its own
+  ``linger.ms``, librdkafka's default 5 ms unless ``--generator-linger-ms`` says otherwise) at
+  25/50/75% of the scorer's backlog rate (see bench/e2e_latency.py).
 
 Prints a table (or one JSON object with ``--json``) and writes bench/out/e2e.png.
 """
@@ -71,13 +73,14 @@ class Options:
     warmup_s: float
     max_wait_ms: int
     linger_ms: int
+    generator_linger_ms: int = 5
     timeout_s: float = 240.0
 
 
-def options_for(quick: bool, max_wait_ms: int, linger_ms: int) -> Options:
+def options_for(quick: bool, max_wait_ms: int, linger_ms: int, generator_linger_ms: int) -> Options:
     if quick:
-        return Options(5_000, 40, 1_500, 1, 6.0, 1.0, max_wait_ms, linger_ms)
-    return Options(20_000, 200, 5_000, 3, 20.0, 2.0, max_wait_ms, linger_ms)
+        return Options(5_000, 40, 1_500, 1, 6.0, 1.0, max_wait_ms, linger_ms, generator_linger_ms)
+    return Options(20_000, 200, 5_000, 3, 20.0, 2.0, max_wait_ms, linger_ms, generator_linger_ms)
 
 
 def _say(text: str) -> None:
@@ -106,13 +109,19 @@ class Bench:
         topics = (t["lat-jobs"], t["lat-ranked"]) if latency else (t["jobs"], t["sink"])
         return ScorerEnv(self.bootstrap, *topics, group, self.data_root, extra)
 
-    def drain(self, name: str, start: Callable[[str], Child], target: int) -> Drain:
+    def drain(
+        self, name: str, start: Callable[[str], Child], target: int, members: int = 1
+    ) -> Drain:
         group = f"{self.group_prefix}-{name}"
         child = start(group)
         timeout = self.options.timeout_s
         try:
             t0 = self.watch.wait_assigned(group, child, timeout)
             cpu0, broker0 = child.cpu_s(), broker_cpu_s()
+            stable, done = t0, 0
+            if members > 1:  # the group's first member starts alone; then it rebalances
+                stable = self.watch.wait_members(group, members, child, timeout)
+                done = sum(self.watch.committed(group, self.backlog.topic).values())
             t1, committed, series = self.watch.wait_committed(
                 group, self.backlog.topic, target, child, timeout
             )
@@ -122,7 +131,8 @@ class Bench:
         jobs = sum(committed.values())
         broker = None if broker0 is None or broker1 is None else broker1 - broker0
         drain = Drain(name, jobs, self.backlog.predictions_before(committed), t1 - t0, cpu,
-                      steady_rate(series, target), broker)  # fmt: skip
+                      steady_rate(series, target), broker,
+                      (jobs - done) / (t1 - stable) if t1 > stable else float("nan"))  # fmt: skip
         _say(f"  {name:<14} {drain.jobs:>6} jobs {drain.wall_s:6.2f} s wall {cpu:6.2f} s CPU"
              f" (broker {broker or 0:.2f} s)")  # fmt: skip
         return drain
@@ -132,7 +142,7 @@ class Bench:
             env = self.scorer_env(group, {k.upper(): v for k, v in extra.items()})
             return start_scorer(env, workers, self.logs / f"{name}.log")
 
-        return self.drain(name, start, target)
+        return self.drain(name, start, target, workers)
 
     def baseline(self, name: str, command: str, target: int) -> Drain:
         def start(group: str) -> Child:
@@ -152,7 +162,7 @@ class Bench:
         scorer = start_scorer(self.scorer_env(group, extra, True), 1, self.logs / "latency.log")
         plan = LatencyPlan(
             self.bootstrap, self.topics["lat-jobs"], self.topics["lat-ranked"], self.data_root,
-            max_rate, LOADS, o.latency_s, o.warmup_s, o.linger_ms, self.logs,
+            max_rate, LOADS, o.latency_s, o.warmup_s, o.generator_linger_ms, self.logs,
         )  # fmt: skip
         try:
             return run_levels(plan, scorer, group, self.watch)
@@ -199,6 +209,7 @@ def _config(bench: Bench) -> dict[str, Any]:
         "scorer_max_wait_ms": 20,
         "latency_max_wait_ms": o.max_wait_ms,
         "latency_linger_ms": o.linger_ms,
+        "latency_generator_linger_ms": o.generator_linger_ms,
         "repeats": o.repeats,
         "naive_sample_jobs": o.naive_jobs,
         "unbatched_sample_jobs": o.unbatched_jobs,
@@ -233,8 +244,12 @@ def main(argv: list[str] | None = None) -> None:
         "--max-wait-ms", type=int, default=5, help="latency phase batch.max_wait_ms"
     )
     parser.add_argument("--linger-ms", type=int, default=1, help="latency phase linger.ms")
+    parser.add_argument(
+        "--generator-linger-ms", type=int, default=5, help="latency phase generator linger.ms"
+    )
     args = parser.parse_args(argv)
-    results = measure(options_for(args.quick, args.max_wait_ms, args.linger_ms), os.environ)
+    options = options_for(args.quick, args.max_wait_ms, args.linger_ms, args.generator_linger_ms)
+    results = measure(options, os.environ)
     print(json.dumps(clean(results)) if args.json else report(results))
 
 

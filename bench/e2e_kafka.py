@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
@@ -136,6 +137,23 @@ class GroupWatch:
         except KafkaException:
             return False  # not created yet
         return any(m.assignment.topic_partitions for m in desc.members)
+
+    def members_assigned(self, group: str) -> int:
+        """Members holding partitions once the group is stable (0 while it rebalances)."""
+        try:
+            desc = self._admin.describe_consumer_groups([group])[group].result(timeout=5)
+        except KafkaException:
+            return 0
+        if desc.state != ConsumerGroupState.STABLE:
+            return 0
+        return sum(1 for m in desc.members if m.assignment.topic_partitions)
+
+    def wait_members(self, group: str, members: int, child: Child, timeout_s: float) -> float:
+        """Monotonic time at which ``members`` members of a stable group held partitions."""
+        for _ in _ticks(child, timeout_s, f"group {group} stable with {members} members"):
+            if self.members_assigned(group) >= members:
+                return time.monotonic()
+        raise AssertionError("unreachable")
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         request = [ConsumerGroupTopicPartitions(group)]
