@@ -40,7 +40,7 @@ from scoring.spec import CONTEXT, ITEM_ID, USER, DenseFeature, FeatureSpec
 MISSING: Final = np.uint32(1 << 30)
 MISSING_RIGHT: Final = np.uint32(1 << 31)
 CONTEXT_MEMO_SIZE: Final = 1 << 16  # distinct context strings whose hashes are remembered
-_CONTEXT_HASHES: dict[str | None, int] = {None: 0}
+_CONTEXT_HASHES: dict[str, int] = {}
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
@@ -140,15 +140,24 @@ def _context_hashes(fields: Sequence[str], contexts: Sequence[Mapping[str, str]]
     jobs look their hash up.
     """
     raw = [ctx.get(f) for f in fields for ctx in contexts]
-    distinct = [v for v in dict.fromkeys(raw) if v is not None]
-    new = [v for v in distinct if v not in _CONTEXT_HASHES]
+    local: dict[str | None, int] = {None: 0}
+    new: list[str] = []
+    for value in dict.fromkeys(raw):
+        if value is None:
+            continue
+        known = _CONTEXT_HASHES.get(value)
+        if known is None:
+            new.append(value)
+        else:
+            local[value] = known
     if new:
-        if len(_CONTEXT_HASHES) + len(new) > CONTEXT_MEMO_SIZE:
+        hashed = dict(zip(new, hash_strings(new).tolist(), strict=True))
+        local.update(hashed)
+        # Each step is one atomic dict operation: threads sharing the memo never see a torn one.
+        if len(_CONTEXT_HASHES) + len(hashed) > CONTEXT_MEMO_SIZE:
             _CONTEXT_HASHES.clear()
-            _CONTEXT_HASHES[None] = 0
-            new = distinct
-        _CONTEXT_HASHES.update(zip(new, hash_strings(new).tolist(), strict=True))
-    flat = np.fromiter((_CONTEXT_HASHES[v] for v in raw), dtype=np.uint64, count=len(raw))
+        _CONTEXT_HASHES.update(hashed)
+    flat = np.fromiter((local[v] for v in raw), dtype=np.uint64, count=len(raw))
     return flat.reshape(len(fields), len(contexts))
 
 

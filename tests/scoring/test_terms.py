@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,7 @@ def test_context_memo_overflow_rehashes_and_stays_exact(
     spec: FeatureSpec, user_table: UserFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(terms, "CONTEXT_MEMO_SIZE", 4)
-    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {None: 0})
+    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {})
     users = users_for(user_table, len(CONTEXTS))
     other = [*CONTEXTS[:3], {"device": "tv", "page": "search"}, {"hour": "12"}]  # some seen
     # More distinct strings than the memo holds, batch after batch, partly remembered.
@@ -69,10 +71,39 @@ def test_context_memo_overflow_rehashes_and_stays_exact(
         singles, left = per_field(spec, users, contexts)
         np.testing.assert_array_equal(got.singles, singles)
         np.testing.assert_array_equal(got.left, left)
-    assert len(terms._CONTEXT_HASHES) <= 1 + len({v for c in other for v in c.values()})
+    assert len(terms._CONTEXT_HASHES) <= len({v for c in other for v in c.values()})
 
 
 def test_no_jobs_gives_empty_terms(spec: FeatureSpec, user_table: UserFeatures) -> None:
     got = job_terms(spec, 16, user_table.take(np.empty(0, np.int64)), [])
     assert got.singles.shape == (0, len(spec.user_fields) + len(spec.context_fields))
     assert got.left.shape == (0, len(spec.job_crosses()))
+
+
+def test_threads_sharing_a_tiny_memo_get_exact_terms(
+    spec: FeatureSpec, user_table: UserFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(terms, "CONTEXT_MEMO_SIZE", 3)
+    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {})
+    users = users_for(user_table, len(CONTEXTS))
+    sets = [CONTEXTS, [{"device": f"d{i}", "page": f"p{i}"} for i in range(len(CONTEXTS))]]
+    expected = [per_field(spec, users, c) for c in sets]
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for i in range(150):
+            which = (i + offset) % 2
+            try:
+                got = job_terms(spec, 16, users, sets[which])
+            except Exception as exc:  # a thread's exception would not fail the test by itself
+                failures.append(f"thread {offset} round {i}: {exc!r}")
+                return
+            if not np.array_equal(got.singles, expected[which][0]):
+                failures.append(f"thread {offset} round {i}")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
