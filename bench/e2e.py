@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="smaller backlog, one round")
     parser.add_argument(
-        "--max-wait-ms", type=int, default=5, help="latency phase batch.max_wait_ms"
+        "--max-wait-ms", type=int, default=10, help="latency phase batch.max_wait_ms"
     )
     parser.add_argument("--linger-ms", type=int, default=1, help="latency phase linger.ms")
     parser.add_argument(
