@@ -18,6 +18,7 @@ Per level, the CPU seconds of the scorer, the generator, the broker (when local)
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Sequence
@@ -65,6 +66,10 @@ def run_levels(
     plan: LatencyPlan, scorer: Child, group: str, watch: GroupWatch
 ) -> list[dict[str, Any]]:
     """Drive every load level through the running ``scorer``; one summary per level."""
+    # The reader thread stamps each list's arrival: a full collection over this process's heap
+    # (~25 ms) would delay stamps, so what exists now is exempted from collection.
+    gc.collect()
+    gc.freeze()
     outputs = TopicReader(plan.bootstrap, plan.output_topic, f"{group}-reader", keep_values=True)
     try:
         watch.wait_assigned(group, scorer, 120)

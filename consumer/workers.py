@@ -12,6 +12,7 @@ worker at a time, so the input topic's partition count bounds the useful number 
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,17 @@ from consumer.metrics import Metrics
 from consumer.models import ModelRegistry
 
 log = logging.getLogger(__name__)
+
+
+def freeze_startup_heap() -> None:
+    """Exempt every object alive now (modules, models, feature tables) from garbage collection.
+
+    Full collections then scan only what the loop itself allocates: with the startup heap tracked,
+    each one paused the loop for up to ~50 ms. Before a fork it also keeps the collector from
+    writing to, and so copying, the pages the workers share.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def worker_config(config: Config, index: int) -> Config:
@@ -60,6 +72,7 @@ def run_worker(
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     service = Service(config, worker_index=index, models=models, features=features)
+    freeze_startup_heap()
     if config.server.enabled:
         service.start_http()
     service.run(stop)
@@ -84,6 +97,7 @@ def run_workers(config: Config, workers: int) -> int:
     """Fork `workers` scorers sharing the preloaded models and features; wait for all."""
     models = load_models(config)
     features = build_feature_source(config, Metrics(CollectorRegistry()), SystemClock())
+    freeze_startup_heap()
     ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_child, args=(config, i, models, features), name=f"scorer-{i}")
