@@ -58,11 +58,16 @@ def test_batched_job_terms_equal_the_per_field_definition(
     assert (got.singles[1, : len(spec.user_fields)] == terms.MISSING).all()
 
 
+def tiny_memo(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """An empty context-hash memo holding at most ``size`` strings, for this test only."""
+    monkeypatch.setattr(terms, "CONTEXT_MEMO_SIZE", size)
+    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {})
+
+
 def test_context_memo_overflow_rehashes_and_stays_exact(
     spec: FeatureSpec, user_table: UserFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(terms, "CONTEXT_MEMO_SIZE", 4)
-    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {})
+    tiny_memo(monkeypatch, 4)
     users = users_for(user_table, len(CONTEXTS))
     other = [*CONTEXTS[:3], {"device": "tv", "page": "search"}, {"hour": "12"}]  # some seen
     # More distinct strings than the memo holds, batch after batch, partly remembered.
@@ -83,8 +88,7 @@ def test_no_jobs_gives_empty_terms(spec: FeatureSpec, user_table: UserFeatures) 
 def test_threads_sharing_a_tiny_memo_get_exact_terms(
     spec: FeatureSpec, user_table: UserFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(terms, "CONTEXT_MEMO_SIZE", 3)
-    monkeypatch.setattr(terms, "_CONTEXT_HASHES", {})
+    tiny_memo(monkeypatch, 3)
     users = users_for(user_table, len(CONTEXTS))
     sets = [CONTEXTS, [{"device": f"d{i}", "page": f"p{i}"} for i in range(len(CONTEXTS))]]
     expected = [per_field(spec, users, c) for c in sets]
