@@ -38,6 +38,7 @@ from consumer.clock import SystemClock
 from consumer.demo_data import MODEL
 from consumer.features import gather_users, read_entity_csv
 from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
+from consumer.kafka_io import produce_waiting
 from schemas.fallback import read_record, write_record
 from schemas.framing import frame_header
 from schemas.parsed import bundled
@@ -105,12 +106,7 @@ class Relay:
         self.consumer.subscribe([args.topic])
 
     def send(self, key: bytes | None, value: bytes, batch: _Batch) -> None:
-        while True:
-            try:
-                self.producer.produce(self.out, key=key, value=value, on_delivery=batch.ack)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        produce_waiting(self.producer, self.out, value, key, batch.ack)
 
     def commit_finished(self) -> None:
         self.producer.poll(0)

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from bench.e2e_procs import Child
 from consumer.clock import SystemClock
 from consumer.generator import POOL_LISTS, JobShape, generate_jobs
+from consumer.kafka_io import produce_waiting
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
 
@@ -93,26 +94,11 @@ def prefill(
     rng = np.random.default_rng(2024)
     for job in generate_jobs(rng, ids[0], ids[1], n_jobs, JobShape(), clock):
         value, key = encoder.encode(job), str(job.user_id).encode()
-        _produce(producer, topic, key, value, report(len(job.candidates)))
+        produce_waiting(producer, topic, value, key, report(len(job.candidates)))
+        producer.poll(0)
     if producer.flush(120) or failed:
         raise BenchError(f"backlog not fully delivered: {failed[:1]}")
     return Backlog(topic, _by_partition(acks))
-
-
-def _produce(
-    producer: Producer,
-    topic: str,
-    key: bytes,
-    value: bytes,
-    on_delivery: Callable[[KafkaError | None, Message], None],
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-            break
-        except BufferError:
-            producer.poll(0.05)
-    producer.poll(0)
 
 
 def _by_partition(acks: Sequence[tuple[int, int, int]]) -> dict[int, NDArray[np.int64]]:

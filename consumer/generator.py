@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from numpy.typing import NDArray
 
 from consumer.clock import Clock
+from consumer.kafka_io import produce_waiting
 from schemas.records import ScoringJob
 from schemas.serde import JobEncoder
 from scoring.synthetic import zipf_candidates
@@ -112,14 +113,7 @@ def produce_jobs(
             producer.poll(0)
             time.sleep(max(start + sent / rate - time.monotonic(), PACE_TICK_S))
         value = encoder.encode(replace(job, created_at_ms=clock.now_ms()) if stamp else job)
-        while True:
-            try:
-                producer.produce(
-                    topic, key=str(job.user_id).encode(), value=value, on_delivery=report
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, value, str(job.user_id).encode(), report)
         if sent % CHUNK_JOBS == 0:
             producer.poll(0)  # serve delivery reports of an unpaced run as it goes
     producer.flush(60)

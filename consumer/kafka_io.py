@@ -206,14 +206,7 @@ class KafkaSink:
         def report(err: KafkaError | None, _msg: Message) -> None:
             self._deliveries.append(Delivery(token, None if err is None else err.str()))
 
-        while True:
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=wire_headers, on_delivery=report
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: serve deliveries, then retry
+        produce_waiting(self._producer, topic, value, key, report, wire_headers)
 
     def poll(self, timeout_s: float = 0.0) -> None:
         self._producer.poll(timeout_s)
@@ -268,3 +261,20 @@ class KafkaSink:
 
     def __len__(self) -> int:
         return len(self._producer)
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> None:
+    """``producer.produce``; while librdkafka's local queue is full, serve deliveries and retry."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)

@@ -22,7 +22,9 @@ class RecordingProducer:
         self._fail = fail
         self.polls = 0
 
-    def produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+    def produce(
+        self, topic: str, key: bytes, value: bytes, on_delivery: Any, headers: Any = None
+    ) -> None:
         self.records.append((time.monotonic(), key, value))
         self._pending.append((on_delivery, key))
 
