@@ -32,7 +32,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from consumer.api_batcher import Answer, Failure, LoopFetcher, MicroBatcher, SerializedScorer
 from consumer.api_codec import AVRO_TYPES, JSON_TYPES, RankRequest, parse_avro, parse_json, render
-from consumer.app import Service, build_feature_source, build_schema_registry, load_models
+from consumer.app import (
+    Service,
+    build_feature_source,
+    build_processor,
+    build_schema_registry,
+    load_models,
+)
 from consumer.clock import Clock, SystemClock
 from consumer.config import ApiConfig, Config
 from consumer.errors import PoisonMessageError, TransportError
@@ -42,7 +48,7 @@ from consumer.metrics import Metrics
 from consumer.model_watch import ModelWatcher
 from consumer.models import ModelRegistry
 from consumer.pipeline import BatchProcessor
-from schemas.serde import JobDecoder, RankedListEncoder
+from schemas.serde import JobDecoder
 from scoring.kernel import Scorer
 
 log = logging.getLogger(__name__)
@@ -93,15 +99,8 @@ class RankingApi:
         """The API over `models` and `features` with its own kernel (one `Scorer` per thread)."""
         schemas = build_schema_registry(config)
         fetcher = LoopFetcher(features)
-        processor = BatchProcessor(
-            decoder=JobDecoder(schemas),
-            encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
-            models=models,
-            scorer=scorer or SerializedScorer(),
-            fetch_features=fetcher,
-            clock=clock,
-            limits=config.limits,
-            delivery=config.delivery,
+        processor = build_processor(
+            config, schemas, models, scorer or SerializedScorer(), fetcher, clock
         )
         return cls(processor, fetcher, JobDecoder(schemas), metrics, clock, config.api, models,
                    timeout_ms, config.features.breaker_reset_s)  # fmt: skip

@@ -32,7 +32,7 @@ from consumer.kafka_io import KafkaSink, KafkaSource, RebalanceHook
 from consumer.metrics import Metrics
 from consumer.model_watch import ModelWatcher
 from consumer.models import ModelRegistry
-from consumer.pipeline import BatchProcessor
+from consumer.pipeline import BatchProcessor, FetchFeatures, StartFetch
 from consumer.runner import LoopState, ScoringLoop, Source
 from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry, load_bundled
 from schemas.serde import JobDecoder, RankedListEncoder
@@ -55,6 +55,29 @@ def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
 def load_models(config: Config) -> ModelRegistry:
     return ModelRegistry.from_directory(
         config.path(config.models.directory), config.models.default_model, config.models.shadow
+    )
+
+
+def build_processor(
+    config: Config,
+    schemas: SchemaRegistry,
+    models: ModelRegistry,
+    scorer: Scorer,
+    fetch_features: FetchFeatures,
+    clock: Clock,
+    start_fetch: StartFetch | None = None,
+) -> BatchProcessor:
+    """The batch processor over ``schemas`` with the configured limits and delivery settings."""
+    return BatchProcessor(
+        decoder=JobDecoder(schemas),
+        encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
+        models=models,
+        scorer=scorer,
+        fetch_features=fetch_features,
+        clock=clock,
+        limits=config.limits,
+        delivery=config.delivery,
+        start_fetch=start_fetch,
     )
 
 
@@ -101,18 +124,10 @@ class Service:
             self.metrics.model_info.labels(model.name, model.version).set(1)
         self.features = features or build_feature_source(config, self.metrics, self.clock)
         self.bridge = AsyncBridge()
-        schemas = build_schema_registry(config)
-        self.processor = BatchProcessor(
-            decoder=JobDecoder(schemas),
-            encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
-            models=self.models,
-            scorer=Scorer(),
-            fetch_features=self._fetch,
-            clock=self.clock,
-            limits=config.limits,
-            delivery=config.delivery,
+        self.processor = build_processor(
+            config, build_schema_registry(config), self.models, Scorer(), self._fetch, self.clock,
             start_fetch=self._start_fetch if config.features.source == "http" else None,
-        )
+        )  # fmt: skip
         self.state = LoopState()
         self.http_port: int | None = None
         self._http_runner: web.AppRunner | None = None
