@@ -24,14 +24,10 @@ from consumer.app import Service
 from consumer.clock import SystemClock
 from consumer.config import Config, load_config
 from consumer.demo_data import DemoData
-from consumer.features import FileFeatureStore, gather_users
 from consumer.generator import JobShape, generate_jobs, produce_jobs
 from schemas.records import RankedList, ScoringJob
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder, RankedListDecoder
-from scoring.batch import ScoringBatch
-from scoring.model import LRModel
-from scoring.reference import reference_predict
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,19 +224,3 @@ def read_all(
 def request_ids(messages: list[Message]) -> list[str]:
     """The request_id header of each record."""
     return [headers_of(m)["request_id"].decode() for m in messages]
-
-
-def reference_scores(data: DemoData, model: LRModel, job: ScoringJob) -> dict[int, float]:
-    """Every candidate's probability under `model`, computed one candidate at a time."""
-    store = FileFeatureStore.from_files(data.users_file, data.items_file)
-    cands = np.asarray(job.candidates, dtype=np.int64)
-    batch = ScoringBatch(
-        user_ids=np.array([job.user_id], np.int64),
-        contexts=[job.context],
-        candidates=cands,
-        row_splits=np.array([0, cands.size], np.int64),
-        top_k=np.array([job.top_k], np.int32),
-    )
-    users = gather_users(store.users, batch.user_ids)
-    probs = reference_predict(model, batch, users, store.items)
-    return dict(zip(cands.tolist(), np.asarray(probs).tolist(), strict=True))

@@ -29,7 +29,7 @@ from schemas.serde import JobDecoder, JobEncoder, RankedListDecoder, RankedListE
 from scoring.batch import RankedBatch, ScoringBatch
 from scoring.features import ItemTable, UserFeatures
 from scoring.model import LRModel
-from scoring.reference import reference_predict
+from tests.consumer.reference_support import demo_model, reference_probs
 
 NOW_MS = 1_800_000_000_000
 AVRO = "application/vnd.kafka.avro.v2+binary"
@@ -125,18 +125,9 @@ def stream_rankings(data: DemoData, jobs: Sequence[ScoringJob]) -> dict[str, tup
 
 def reference_top(data: DemoData, j: ScoringJob) -> tuple[list[int], list[float]]:
     """The per-candidate reference implementation's top-k for `j`."""
-    s = store(data)
-    model = ModelRegistry.from_directory(data.models_dir).resolve("demo-lr")
-    assert model is not None
-    cands = np.asarray(j.candidates, np.int64)
-    batch = ScoringBatch(
-        user_ids=np.array([j.user_id], np.int64), contexts=[j.context], candidates=cands,
-        row_splits=np.array([0, cands.size], np.int64), top_k=np.array([j.top_k], np.int32),
-    )  # fmt: skip
-    probs = reference_predict(model, batch, gather_users(s.users, batch.user_ids),
-                              s.items)  # fmt: skip
+    probs = reference_probs(data, demo_model(data), j)
     order = np.argsort(-probs, kind="stable")[: j.top_k]
-    return cands[order].tolist(), probs[order].tolist()
+    return np.asarray(j.candidates)[order].tolist(), probs[order].tolist()
 
 
 def check_same(body: dict[str, Any], expected: tuple[list[int], Any]) -> None:

@@ -17,9 +17,8 @@ from consumer.pipeline import BatchProcessor
 from schemas.records import ScoringJob
 from schemas.registry import StaticRegistry
 from schemas.serde import JobDecoder, JobEncoder, RankedListDecoder, RankedListEncoder
-from scoring.batch import ScoringBatch
 from scoring.kernel import Scorer
-from scoring.reference import reference_predict
+from tests.consumer.reference_support import demo_model, reference_scores
 
 NOW_MS = 1_800_000_000_000
 
@@ -55,20 +54,6 @@ def job(data: DemoData, i: int, model: str = "demo-lr", n: int = 30, top_k: int 
     )  # fmt: skip
 
 
-def reference_top(data: DemoData, j: ScoringJob) -> dict[int, float]:
-    store = FileFeatureStore.from_files(data.users_file, data.items_file)
-    model = ModelRegistry.from_directory(data.models_dir).resolve("demo-lr")
-    assert model is not None
-    cands = np.asarray(j.candidates, np.int64)
-    batch = ScoringBatch(
-        user_ids=np.array([j.user_id], np.int64), contexts=[j.context], candidates=cands,
-        row_splits=np.array([0, cands.size], np.int64), top_k=np.array([j.top_k], np.int32),
-    )  # fmt: skip
-    users = asyncio.run(store.fetch(batch.user_ids, cands)).users
-    probs = reference_predict(model, batch, users, store.items)
-    return dict(zip(cands.tolist(), probs.tolist(), strict=True))
-
-
 def test_mixed_batch_every_position_accounted_for(data: DemoData) -> None:
     encoder = JobEncoder(StaticRegistry())
     good = [job(data, i) for i in range(4)]
@@ -101,7 +86,7 @@ def test_mixed_batch_every_position_accounted_for(data: DemoData) -> None:
         assert dict(out.headers) == {"request_id": j.request_id.encode(), "model": b"demo-lr",
                                      "model_version": b"v1"}  # fmt: skip
         assert (ranked.request_id, ranked.scored_at_ms) == (j.request_id, NOW_MS)
-        expected = reference_top(data, j)
+        expected = reference_scores(data, demo_model(data), j)
         best = sorted(expected.values(), reverse=True)[: j.top_k]
         np.testing.assert_allclose(ranked.scores, best, atol=1e-5)
         np.testing.assert_allclose([expected[i] for i in ranked.item_ids.tolist()], best,

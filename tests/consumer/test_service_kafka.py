@@ -21,12 +21,12 @@ from tests.consumer.kafka_support import (
     produce,
     produce_raw,
     read_ranked,
-    reference_scores,
     running,
     sample,
     scorer_config,
     wait_until,
 )
+from tests.consumer.reference_support import reference_scores
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 3
