@@ -87,6 +87,20 @@ def tally(sent: list[ScoringJob], seen: list[str]) -> dict[str, int]:
     }
 
 
+def check_delivered(
+    bootstrap: str, t: Topics, jobs: list[ScoringJob], test: str, mode: str, **extra: float
+) -> dict[str, int]:
+    """Tally the committed ranked lists against ``jobs`` and report them; none may be lost, and
+    under exactly-once none duplicated."""
+    seen = request_ids(read_all(bootstrap, t.ranked, committed_only=True))
+    result = tally(jobs, seen)
+    report(f"{test}[{mode}]", dead_lettered=0, **extra, **result)
+    assert result["lost"] == 0
+    if mode == "exactly_once":
+        assert result["duplicates"] == 0, result
+    return result
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_kill_9_five_times_loses_nothing(
     kafka_bootstrap: str, data: DemoData, unique_name: Callable[[str], str], tmp_path: Path,
@@ -111,13 +125,8 @@ def test_kill_9_five_times_loses_nothing(
     wait_until(lambda: committed(kafka_bootstrap, t, PARTITIONS) == len(jobs), 180)
     code, _ = scorer.terminate()
     assert code == 0, scorer.log_tail()
-    seen = request_ids(read_all(kafka_bootstrap, t.ranked, committed_only=True))
-    result = tally(jobs, seen)
-    report(f"kill_9_x5[{mode}]", kills=kills, dead_lettered=0, **result)
-    assert result["lost"] == 0
+    result = check_delivered(kafka_bootstrap, t, jobs, "kill_9_x5", mode, kills=kills)
     assert result["unexpected"] == 0
-    if mode == "exactly_once":
-        assert result["duplicates"] == 0, result
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -146,12 +155,7 @@ def test_broker_restart_mid_run_recovers_by_itself(
         scorer = ScorerProcess(spec, tmp_path)
     code, _ = scorer.terminate()
     assert code == 0, scorer.log_tail()
-    seen = request_ids(read_all(bootstrap, t.ranked, committed_only=True))
-    result = tally(jobs, seen)
-    report(f"broker_restart[{mode}]", dead_lettered=0, worker_restarts=restarts, **result)
-    assert result["lost"] == 0
-    if mode == "exactly_once":
-        assert result["duplicates"] == 0, result
+    check_delivered(bootstrap, t, jobs, "broker_restart", mode, worker_restarts=restarts)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -172,12 +176,7 @@ def test_scale_out_then_in_mid_run(
     wait_until(lambda: committed(kafka_bootstrap, t, PARTITIONS) == len(jobs), 180)
     code, _ = second.terminate()
     assert code == 0, second.log_tail()
-    seen = request_ids(read_all(kafka_bootstrap, t.ranked, committed_only=True))
-    result = tally(jobs, seen)
-    report(f"scale_out_in[{mode}]", dead_lettered=0, **result)
-    assert result["lost"] == 0
-    if mode == "exactly_once":
-        assert result["duplicates"] == 0, result
+    check_delivered(kafka_bootstrap, t, jobs, "scale_out_in", mode)
 
 
 def corrupt(payloads: list[bytes], rng: random.Random, data: DemoData) -> list[bytes]:
