@@ -6,8 +6,8 @@ serves metadata, and stop it again. ``kafka_cluster`` lets callers use an extern
 instead, and ``create_topics`` works against either.
 
 Invariants:
-- Jars come from `consumer.kafka_jars` (fetched once, reused); readiness and topic creation from
-  `consumer.kafka_topics`.
+- Jars come from `consumer.kafka_jars` (fetched once, reused); the node's configuration and JVM
+  flags from `consumer.kafka_node`; readiness and topic creation from `consumer.kafka_topics`.
 - A broker never outlives the Python process that started it: it runs in its own session (a
   terminal's Ctrl-C does not reach it; ``stop`` decides), ``stop`` is registered with ``atexit``,
   and on Linux the kernel SIGKILLs it when the starting *thread* exits (PR_SET_PDEATHSIG), so
@@ -23,19 +23,15 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import base64
 import contextlib
 import logging
 import os
-import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -48,115 +44,31 @@ from consumer.kafka_jars import (
     require_tool,
     tail,
 )
+from consumer.kafka_node import (
+    LOG4J2,
+    NODE_ID,
+    broker_properties,
+    free_ports,
+    jvm_options,
+    new_cluster_id,
+    write_properties,
+)
 from consumer.kafka_topics import await_broker, create_topics
 
 __all__ = [
     "KAFKA_VERSION",
     "LocalKafka",
     "LocalKafkaError",
+    "broker_properties",
     "create_topics",
     "default_cache_dir",
     "die_with_parent_prefix",
     "ensure_jars",
+    "jvm_options",
     "kafka_cluster",
 ]
 
 logger = logging.getLogger(__name__)
-
-_LOG4J2 = """status = warn
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = OUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.statechange.name = state.change.logger
-logger.statechange.level = WARN
-"""
-
-# G1 with a 20 ms pause goal and early concurrent marking: the flags Apache Kafka's own start
-# script uses (young pauses here were up to ~27 ms with the 200 ms default goal). C1 only
-# (TieredStopAtLevel=1): with C2 the JIT threads kept ~0.3 core busy for the first minutes of
-# every broker, more than the test and benchmark workloads on 2 cores could spare; with C1 only
-# the broker used ~1/3 of the CPU at the same load. LOCAL_KAFKA_JVM_OPTS adds or overrides flags.
-_JVM_OPTIONS = (
-    "-Xms768m",
-    "-Xmx768m",
-    "-XX:+UseG1GC",
-    "-XX:MaxGCPauseMillis=20",
-    "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent",
-    "-XX:+ExitOnOutOfMemoryError",
-    "-XX:TieredStopAtLevel=1",
-)
-JVM_OPTS_ENV = "LOCAL_KAFKA_JVM_OPTS"
-
-
-def jvm_options(environ: Mapping[str, str]) -> list[str]:
-    """The broker's JVM flags: the defaults, then LOCAL_KAFKA_JVM_OPTS (later flags win)."""
-    return [*_JVM_OPTIONS, *shlex.split(environ.get(JVM_OPTS_ENV, ""))]
-
-
-_NODE_ID = 1
-
-
-def _free_ports(count: int) -> list[int]:
-    # Hold every socket until all are bound so the kernel cannot hand out one port twice.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def broker_properties(port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
-    """Configuration of a combined broker+controller node with replication factor 1 everywhere."""
-    return {
-        "process.roles": "broker,controller",
-        "node.id": str(_NODE_ID),
-        "controller.quorum.voters": f"{_NODE_ID}@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(log_dir),
-        "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "4",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "4",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        # After a SIGKILL the new incarnation cannot register until the old broker session
-        # expires (DUPLICATE_BROKER_REGISTRATION); the 9 s default made restarts slow.
-        "broker.heartbeat.interval.ms": "500",
-        "broker.session.timeout.ms": "3000",
-        "group.initial.rebalance.delay.ms": "0",
-        # Lets tests shorten session.timeout.ms so a killed consumer is evicted quickly.
-        "group.min.session.timeout.ms": "1000",
-        "log.segment.bytes": str(64 * 1024 * 1024),
-        "num.network.threads": "2",
-        "num.io.threads": "4",
-    }
-
-
-def _write_properties(path: Path, properties: Mapping[str, str]) -> None:
-    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
-
-
-def _new_cluster_id() -> str:
-    """A random Kafka cluster id: 16 bytes, base64url without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def die_with_parent_prefix() -> list[str]:
@@ -243,7 +155,7 @@ class LocalKafka:
         started = time.monotonic()
         self._launch(lib, config)
         try:
-            await_broker(self.bootstrap, _NODE_ID, self._process_exited, self._start_timeout_s)
+            await_broker(self.bootstrap, NODE_ID, self._process_exited, self._start_timeout_s)
         except LocalKafkaError as exc:
             self.kill()
             raise LocalKafkaError(str(exc), self._logtail()) from exc
@@ -306,15 +218,15 @@ class LocalKafka:
     def _ports(self) -> tuple[int, int]:
         """Chosen once, so a restarted broker answers where clients already point."""
         if self._port is None or self._controller_port is None:
-            free = [port for port in _free_ports(3) if port != self._port]
+            free = [port for port in free_ports(3) if port != self._port]
             self._port = self._port or free.pop()
             self._controller_port = free[0]
         return self._port, self._controller_port
 
     def _write_config(self, data_dir: Path, port: int, controller_port: int) -> Path:
         config = data_dir / "server.properties"
-        _write_properties(config, broker_properties(port, controller_port, data_dir / "kraft"))
-        (data_dir / "log4j2.properties").write_text(_LOG4J2)
+        write_properties(config, broker_properties(port, controller_port, data_dir / "kraft"))
+        (data_dir / "log4j2.properties").write_text(LOG4J2)
         return config
 
     def _format_storage(self, lib: Path, config: Path) -> None:
@@ -325,7 +237,7 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             # "=" form: a base64url id may begin with "-" and would parse as an option.
-            f"--cluster-id={_new_cluster_id()}",
+            f"--cluster-id={new_cluster_id()}",
             f"--config={config}",
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
