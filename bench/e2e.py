@@ -57,8 +57,8 @@ from bench.e2e_procs import (
     start_scorer,
 )
 from bench.e2e_report import Drain, clean, report, steady_rate, summarize
-from consumer.demo_data import write_demo_data
-from consumer.local_kafka import create_topics, default_cache_dir, kafka_cluster
+from consumer.devtools.demo_data import write_demo_data
+from consumer.devtools.local_kafka import create_topics, default_cache_dir, kafka_cluster
 
 N_ITEMS, N_USERS, PARTITIONS = 100_000, 50_000, 4
 LOADS = (0.25, 0.5, 0.75)

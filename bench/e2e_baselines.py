@@ -35,10 +35,10 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from consumer.clock import SystemClock
-from consumer.demo_data import MODEL
-from consumer.features import gather_users, read_entity_csv
-from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
-from consumer.kafka_io import produce_waiting
+from consumer.devtools.demo_data import MODEL
+from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
+from consumer.features.files import gather_users, read_entity_csv
+from consumer.stream.kafka import produce_waiting
 from schemas.fallback import read_record, write_record
 from schemas.framing import frame_header
 from schemas.parsed import bundled
@@ -55,7 +55,7 @@ CONSUME_TIMEOUT_S = 0.02
 
 
 def consumer_conf(bootstrap: str, group: str) -> dict[str, Any]:
-    """The scorer's own consumer settings (consumer/kafka_io.py)."""
+    """The scorer's own consumer settings (consumer/stream/kafka.py)."""
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group,
@@ -68,7 +68,7 @@ def consumer_conf(bootstrap: str, group: str) -> dict[str, Any]:
 
 
 def producer_conf(bootstrap: str, linger_ms: int = 5) -> dict[str, Any]:
-    """The scorer's own producer settings (consumer/kafka_io.py)."""
+    """The scorer's own producer settings (consumer/stream/kafka.py)."""
     return {
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,

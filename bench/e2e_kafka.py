@@ -33,8 +33,8 @@ from numpy.typing import NDArray
 
 from bench.e2e_procs import Child
 from consumer.clock import SystemClock
-from consumer.generator import POOL_LISTS, JobShape, generate_jobs
-from consumer.kafka_io import produce_waiting
+from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs
+from consumer.stream.kafka import produce_waiting
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
 

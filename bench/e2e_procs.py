@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consumer.local_kafka import die_with_parent_prefix
+from consumer.devtools.local_kafka import die_with_parent_prefix
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parents[1]

@@ -32,10 +32,10 @@ from prometheus_client import CollectorRegistry
 
 from consumer.clock import SystemClock
 from consumer.config import FeatureConfig
-from consumer.demo_data import DemoData, write_demo_data
-from consumer.http_features import HttpFeatureSource
+from consumer.devtools.demo_data import DemoData, write_demo_data
+from consumer.features.http import HttpFeatureSource
 from consumer.metrics import Metrics
-from consumer.models import ModelRegistry
+from consumer.models.registry import ModelRegistry
 from scoring.batch import ScoringBatch
 from scoring.kernel import Scorer
 from scoring.synthetic import make_batch

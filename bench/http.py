@@ -3,13 +3,14 @@
     python -m bench.http [--json] [--quick] [--concurrency N] [--duration S]
 
 Writes the demo data (100k items, 2**22 weights) to a temp dir, starts the standalone API
-(`consumer.api.serve`, what ``stream-scorer serve`` runs) in a separate process on loopback, then
-drives it from this process with an aiohttp client holding ``concurrency`` connections, each
-sending the next request as soon as the previous answer arrives (closed loop). Requests are JSON
-bodies of ~700 Zipf-popular candidates, top_k 50. After a warm-up, it measures for ``duration``
-seconds (``--quick``: 5 s): requests/s, p50/p99 latency as the client sees it, and the server
-process's CPU time (utime + stime of ``/proc/<pid>/stat``, all its threads), hence predictions and
-requests per server CPU-second. The client shares the machine: its CPU time is reported too.
+(`consumer.api.server.serve`, what ``stream-scorer serve`` runs) in a separate process on
+loopback, then drives it from this process with an aiohttp client holding ``concurrency``
+connections, each sending the next request as soon as the previous answer arrives (closed loop).
+Requests are JSON bodies of ~700 Zipf-popular candidates, top_k 50. After a warm-up, it measures for
+``duration`` seconds (``--quick``: 5 s): requests/s, p50/p99 latency as the client sees it, and the
+server process's CPU time (utime + stime of ``/proc/<pid>/stat``, all its threads), hence
+predictions and requests per server CPU-second. The client shares the machine: its CPU time is
+reported too.
 
 Reference point (the published Rust prediction service this project compares with): 936
 requests/s, p99 65 ms at max load, ~674 candidates per request.
@@ -35,8 +36,8 @@ import aiohttp
 import numpy as np
 
 from consumer.clock import SystemClock
-from consumer.demo_data import write_demo_data
-from consumer.generator import JobShape, generate_jobs
+from consumer.devtools.demo_data import write_demo_data
+from consumer.devtools.generator import JobShape, generate_jobs
 
 SEED = {"requests_per_s": 936.0, "p99_ms": 65.0, "candidates_per_request": 674.0}
 N_ITEMS = 100_000
@@ -74,7 +75,7 @@ def write_config(root: Path) -> Path:
 
 def request_bodies(root: Path) -> tuple[list[bytes], float]:
     """JSON bodies of generated jobs, and their mean candidate count."""
-    from consumer.features import read_entity_csv
+    from consumer.features.files import read_entity_csv
 
     users = read_entity_csv(root / "features" / "users.csv").ids
     items = read_entity_csv(root / "features" / "items.csv").ids
@@ -188,7 +189,7 @@ def report(r: dict[str, Any]) -> str:
 
 def run_server(config_path: str) -> None:
     """The child process: the standalone API until SIGTERM; prints its port once serving."""
-    from consumer.api import serve
+    from consumer.api.server import serve
     from consumer.config import load_config, read_config_file
 
     text, base = read_config_file(Path(config_path))

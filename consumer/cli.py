@@ -21,10 +21,10 @@ from confluent_kafka import Producer
 
 from consumer.clock import SystemClock
 from consumer.config import load_config, read_config_file
+from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
+from consumer.devtools.train import add_train_parser
 from consumer.errors import ConfigError, StreamScorerError
-from consumer.features import read_entity_csv
-from consumer.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
-from consumer.train import add_train_parser
+from consumer.features.files import read_entity_csv
 
 log = logging.getLogger("consumer.cli")
 
@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from consumer.api import serve
+    from consumer.api.server import serve
 
     text, base = read_config_file(Path(args.config) if args.config else None)
     config = load_config(os.environ, text, base)
@@ -96,7 +96,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from consumer.demo import DemoOptions, run_demo
+    from consumer.devtools.demo import DemoOptions, run_demo
 
     options = DemoOptions(jobs=args.jobs, latency_seconds=args.latency_seconds, seed=args.seed)
     return run_demo(options, os.environ)

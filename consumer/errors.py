@@ -5,11 +5,12 @@
     ├── TransportError      retriable: broker or feature store unreachable / timed out
     │   ├── DeliveryError   an output was not acknowledged; never commit past it
     │   ├── FeaturesUnavailableError  the feature store cannot answer (policy decides)
+    │   ├── FeatureTimeoutError       a batch's features did not arrive within its budget
     │   └── TransactionAbortedError   exactly-once batch aborted; rewind and retry it
     ├── FatalKafkaError     fenced or fatal client error: exit non-zero, loudly
     ├── PoisonMessageError  this one input can never be scored; skip it and commit
     ├── ModelError          a model could not be loaded or used; keep serving the old one
-    └── LocalKafkaError     (consumer.local_kafka) the local development broker failed
+    └── LocalKafkaError     (consumer.devtools.local_kafka) the local development broker failed
 
 The pure packages keep their own roots (`schemas.errors.SchemaError`,
 `scoring.errors.ScoringError`); this package translates them at its edges with
@@ -42,6 +43,10 @@ class DeliveryError(TransportError):
 
 class FeaturesUnavailableError(TransportError):
     """The feature store cannot answer for this batch (after retries, or the breaker is open)."""
+
+
+class FeatureTimeoutError(TransportError):
+    """A batch's feature fetch did not finish within its time budget (or deadline)."""
 
 
 class FatalKafkaError(StreamScorerError):

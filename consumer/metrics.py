@@ -202,7 +202,7 @@ class Metrics:
         )
 
     def _define_api(self, ns: str, registry: CollectorRegistry) -> None:
-        """The ranking API (consumer/api.py): requests labelled by path."""
+        """The ranking API (consumer/api/server.py): requests labelled by path."""
         self.api_requests = Counter(
             "api_requests",
             "Ranking API requests answered, by path and HTTP status.",

@@ -23,13 +23,14 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
-from consumer.app import Service, build_feature_source, load_models
 from consumer.clock import SystemClock
 from consumer.config import Config
 from consumer.errors import StreamScorerError
-from consumer.features import FeatureSource
+from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
-from consumer.models import ModelRegistry
+from consumer.models.registry import ModelRegistry
+from consumer.service import Service
+from consumer.wiring import build_feature_source, load_models
 
 log = logging.getLogger(__name__)
 

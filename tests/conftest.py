@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.local_kafka import LocalKafka, default_cache_dir, kafka_cluster
+from consumer.devtools.local_kafka import LocalKafka, default_cache_dir, kafka_cluster
 
 
 @pytest.fixture(scope="session")

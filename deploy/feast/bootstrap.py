@@ -3,7 +3,7 @@
     python bootstrap.py FEATURES_DIR [REPO_DIR]
 
 Reads FEATURES_DIR/users.csv and FEATURES_DIR/items.csv (first column the entity id; a column
-named ``name:float`` is dense, any other categorical, as in `consumer.features`) and writes
+named ``name:float`` is dense, any other categorical, as in `consumer.features.files`) and writes
 REPO_DIR/data/{users,items}.parquet with Feast-friendly column names (``:float`` dropped) and an
 ``event_timestamp`` column, so `feast apply` and `feast materialize` can load them into Redis.
 """

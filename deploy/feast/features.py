@@ -1,7 +1,7 @@
 """Feast definitions of the demo features: one entity and one feature view per CSV file.
 
 The schemas are left to Feast to infer from the Parquet files, so the views follow whatever
-columns `consumer.demo_data` writes (categorical columns as strings, dense ones as floats).
+columns `consumer.devtools.demo_data` writes (categorical columns as strings, dense ones as floats).
 """
 
 from datetime import timedelta

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from consumer.errors import FatalKafkaError, FeaturesUnavailableError, TransactionAbortedError
-from consumer.kafka_io import Delivery, InMessage, RebalanceHook
-from consumer.offsets import TopicPartition
-from consumer.outcome import BatchOutcome, Output, Rejected
+from consumer.stream.outcome import BatchOutcome, Output, Rejected
+from consumer.stream.records import Delivery, InMessage, RebalanceHook, TopicPartition
 
 
 class FakeSource:

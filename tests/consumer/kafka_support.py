@@ -20,14 +20,16 @@ from confluent_kafka import (
 )
 from prometheus_client import CollectorRegistry
 
-from consumer.app import Service
 from consumer.clock import SystemClock
 from consumer.config import Config, load_config
-from consumer.demo_data import DemoData
-from consumer.generator import JobShape, generate_jobs, produce_jobs
+from consumer.devtools import ranked_reader
+from consumer.devtools.demo_data import DemoData
+from consumer.devtools.generator import JobShape, generate_jobs, produce_jobs
+from consumer.devtools.ranked_reader import headers_of
+from consumer.service import Service
 from schemas.records import RankedList, ScoringJob
 from schemas.registry import StaticRegistry
-from schemas.serde import JobEncoder, RankedListDecoder
+from schemas.serde import JobEncoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,42 +85,9 @@ def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
 def read_ranked(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0
 ) -> list[tuple[bytes | None, dict[str, bytes], RankedList]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    decoder = RankedListDecoder(StaticRegistry())
-    out: list[tuple[bytes | None, dict[str, bytes], RankedList]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out.extend(_decoded(consumer.consume(500, 0.5), decoder))
-        # linger briefly: more than expected would be duplicates
-        out.extend(_decoded(consumer.consume(500, 1.0), decoder))
-    finally:
-        consumer.close()
-    return out
-
-
-def _decoded(
-    messages: list[Message], decoder: RankedListDecoder
-) -> list[tuple[bytes | None, dict[str, bytes], RankedList]]:
-    return [
-        (m.key(), headers_of(m), decoder.decode(m.value() or b""))
-        for m in messages
-        if m.error() is None
-    ]
-
-
-def headers_of(message: Message) -> dict[str, bytes]:
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return {k: v if isinstance(v, bytes) else str(v).encode() for k, v in pairs}
+    """(key, headers, list) of every ranked list, lingering a second for duplicates."""
+    records = ranked_reader.read_ranked(bootstrap, topic, expected, timeout_s)
+    return [(r.key, r.headers, r.ranked) for r in records]
 
 
 _COMMITTED_SCRIPT = """

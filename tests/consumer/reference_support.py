@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from consumer.demo_data import DemoData
-from consumer.features import FileFeatureStore, gather_users
-from consumer.models import ModelRegistry
+from consumer.devtools.demo_data import DemoData
+from consumer.features.files import FileFeatureStore, gather_users
+from consumer.models.registry import ModelRegistry
 from schemas.records import ScoringJob
 from scoring.batch import ScoringBatch
 from scoring.model import LRModel

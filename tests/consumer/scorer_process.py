@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consumer.demo_data import DemoData
-from consumer.local_kafka import die_with_parent_prefix
+from consumer.devtools.demo_data import DemoData
+from consumer.devtools.local_kafka import die_with_parent_prefix
 
 
 @dataclass(frozen=True, slots=True)

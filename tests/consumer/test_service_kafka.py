@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.demo_data import DemoData, write_demo_data
-from consumer.local_kafka import create_topics
+from consumer.devtools.demo_data import DemoData, write_demo_data
+from consumer.devtools.local_kafka import create_topics
 from schemas.records import RankedList, ScoringJob
 from scoring.model import load_model
 from tests.consumer.kafka_support import (

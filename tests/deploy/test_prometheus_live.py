@@ -20,9 +20,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer.clock import SystemClock
-from consumer.http_server import build_app, start_server
 from consumer.metrics import Metrics
-from consumer.runner import LoopState
+from consumer.ops import build_app, start_server
+from consumer.stream.loop import LoopState
 from tests.deploy.contract import SCRAPE_JOB, dashboard_targets, feed, load_dashboard, rules
 from tests.deploy.prometheus_server import PrometheusServer
 

@@ -1,0 +1,245 @@
+"""Coalescing concurrent ranking requests into micro-batches scored off the event loop.
+
+A batch opens when a request arrives and closes after ``max_wait_s`` or at ``max_batch_jobs``
+requests, whichever comes first. It is scored by `BatchProcessor.score_columns`, the stream
+path's validation, routing, feature fetch and kernel, on a worker thread so the event loop keeps
+accepting requests. Up to ``workers`` batches are in flight at once: a slow feature fetch holds
+only its own batch, while `SerializedScorer` lets one kernel call run at a time (a `Scorer` reuses
+scratch buffers and is not thread-safe). While every slot is busy, arrivals queue and the next
+batch grows: batching adapts to load without a second knob.
+
+Deadlines: every request carries one (``time.monotonic`` seconds). Its caller stops waiting at
+that deadline and answers 504 whatever the batch is doing; the batch's feature fetch is bounded
+by the latest deadline among its requests (the `BatchFetcher` budget). Expired requests are
+dropped before a batch is formed. Every request is answered exactly once, with an `Answer` (never an
+exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+
+import numpy as np
+
+from consumer.api.codec import RankedItems, RankRequest, to_columns
+from consumer.errors import FeaturesUnavailableError, FeatureTimeoutError, TransportError
+from consumer.metrics import Metrics
+from consumer.stream.outcome import BatchOutcome
+from consumer.stream.processor import BatchProcessor, ScoredGroup
+from scoring.batch import RankedBatch, ScoringBatch
+from scoring.features import ItemTable, UserFeatures
+from scoring.kernel import Scorer
+from scoring.model import LRModel
+
+log = logging.getLogger(__name__)
+
+STATUS_OF_KIND = {"decode": 400, "unknown_schema": 400, "invalid": 400, "unknown_model": 404,
+                  "deadline": 504}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    status: int
+    kind: str
+    reason: str
+    retry_after_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request gets: a ranked list or a failure, with the batch's stage times."""
+
+    ranked: RankedItems | None = None
+    failure: Failure | None = None
+    queue_s: float = 0.0
+    features_s: float = 0.0
+    score_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    request: RankRequest
+    deadline: float  # time.monotonic()
+    enqueued: float
+    future: asyncio.Future[Answer]
+
+
+class SerializedScorer(Scorer):
+    """A `Scorer` whose kernel calls run one at a time, whichever thread makes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def rank(
+        self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
+    ) -> RankedBatch:
+        with self._lock:
+            return super().rank(model, batch, users, items)
+
+
+def failure_of(exc: BaseException, retry_after_s: int) -> Failure:
+    """The answer to every request of a batch that raised `exc`."""
+    if isinstance(exc, FeaturesUnavailableError):
+        return Failure(503, "features_unavailable", str(exc), retry_after_s)
+    if isinstance(exc, FeatureTimeoutError | TimeoutError):
+        return Failure(504, "deadline", "features not fetched before the deadline")
+    if isinstance(exc, TransportError):
+        return Failure(503, "unavailable", str(exc), retry_after_s)
+    return Failure(500, "internal", f"{type(exc).__name__}: {exc}")
+
+
+def _answers(
+    n: int, groups: list[ScoredGroup], outcome: BatchOutcome, queue_s: list[float]
+) -> list[Answer]:
+    features_s = outcome.stage_seconds.get("features", 0.0)
+    score_s = outcome.stage_seconds.get("score", 0.0)
+    answers = [Answer(failure=Failure(500, "internal", "not scored"))] * n
+    for rej in outcome.rejected:
+        failure = Failure(STATUS_OF_KIND.get(rej.kind, 400), rej.kind, rej.reason)
+        answers[rej.position] = Answer(None, failure, queue_s[rej.position])
+    for group in groups:
+        ranked = group.ranked
+        for row, pos in enumerate(group.positions.tolist()):
+            count = int(ranked.counts[row])
+            items = RankedItems(group.model.version, ranked.item_ids[row, :count],
+                                ranked.scores[row, :count], group.degraded)  # fmt: skip
+            answers[pos] = Answer(items, None, queue_s[pos], features_s, score_s)
+    return answers
+
+
+class MicroBatcher:
+    """Queues requests, closes batches on size or time, scores them on worker threads."""
+
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        metrics: Metrics,
+        max_wait_s: float,
+        max_batch_jobs: int,
+        workers: int = 4,
+        retry_after_s: int = 1,
+    ) -> None:
+        self._processor = processor
+        self._metrics = metrics
+        self._max_wait_s = max_wait_s
+        self._max_jobs = max_batch_jobs
+        self._retry_after_s = retry_after_s
+        self._workers = workers
+        self._queue: deque[_Pending] = deque()
+        self._ready = asyncio.Event()
+        self._slots = asyncio.Semaphore(workers)
+        self._executor: ThreadPoolExecutor | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.batches = 0  # batches handed to the scoring path
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="api-score")
+        self._runner = asyncio.create_task(self._run(), name="api-batcher")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Answer queued requests 503, let in-flight batches finish, release the threads."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._runner
+        while self._queue:
+            self._settle(self._queue.popleft(), Answer(failure=Failure(503, "stopping",
+                         "the server is shutting down", self._retry_after_s)))  # fmt: skip
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=timeout_s)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, request: RankRequest, deadline: float) -> Answer:
+        """Queue `request`; its answer, or a 504 failure once `deadline` passes."""
+        now = time.monotonic()
+        if not self.running:
+            return Answer(failure=Failure(503, "stopping", "the server is not serving",
+                                          self._retry_after_s))  # fmt: skip
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(request, deadline, now, future))
+        if len(self._queue) == 1 or len(self._queue) >= self._max_jobs:
+            self._ready.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), deadline - now)
+        except TimeoutError:
+            waited_ms = round((time.monotonic() - now) * 1000)
+            reason = f"not ranked within the deadline ({waited_ms} ms)"
+            return Answer(failure=Failure(504, "deadline", reason), queue_s=time.monotonic() - now)
+
+    async def _run(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._collect()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._dispatch(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _collect(self) -> list[_Pending]:
+        """The next batch of live requests (never empty)."""
+        while True:
+            while not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            if len(self._queue) < self._max_jobs and self._max_wait_s > 0:
+                self._ready.clear()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self._max_wait_s):
+                        await self._ready.wait()
+            now = time.monotonic()
+            batch: list[_Pending] = []
+            while self._queue and len(batch) < self._max_jobs:
+                pending = self._queue.popleft()
+                if pending.deadline > now:  # an expired request has already answered 504
+                    batch.append(pending)
+            if batch:
+                return batch
+
+    async def _dispatch(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        self.batches += 1
+        self._metrics.api_batch_size_jobs.observe(len(batch))
+        try:
+            answers = await loop.run_in_executor(self._executor, self._score, batch)
+        except Exception as exc:
+            if not isinstance(exc, TransportError | TimeoutError):
+                log.exception("ranking API batch of %d requests failed", len(batch))
+            answers = [Answer(failure=failure_of(exc, self._retry_after_s))] * len(batch)
+        finally:
+            self._slots.release()
+        for pending, answer in zip(batch, answers, strict=True):
+            self._settle(pending, answer)
+
+    def _score(self, batch: list[_Pending]) -> list[Answer]:
+        """Worker thread: one columnar batch through the shared scoring path."""
+        started = time.monotonic()
+        queue_s = [started - p.enqueued for p in batch]
+        jobs = to_columns([p.request for p in batch])
+        outcome = BatchOutcome()
+        budget = max(p.deadline for p in batch) - time.monotonic()
+        groups = self._processor.score_columns(jobs, np.arange(len(batch)), outcome, budget)
+        for model, count in outcome.predictions.items():
+            self._metrics.api_predictions.labels(model).inc(count)
+        return _answers(len(batch), groups, outcome, queue_s)
+
+    @staticmethod
+    def _settle(pending: _Pending, answer: Answer) -> None:
+        if not pending.future.done():
+            pending.future.set_result(answer)

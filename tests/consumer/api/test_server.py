@@ -1,0 +1,379 @@
+"""The ranking API: same rankings as the stream path, coalescing, and every error's status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from numpy.typing import NDArray
+from prometheus_client import CollectorRegistry
+
+from consumer.api.batcher import SerializedScorer
+from consumer.api.server import TIMEOUT_HEADER, RankingApi
+from consumer.clock import ManualClock
+from consumer.config import ApiConfig, Config, FeatureConfig, LimitsConfig, ModelConfig
+from consumer.devtools.demo_data import DemoData, write_demo_data
+from consumer.errors import FeaturesUnavailableError
+from consumer.features.fetcher import FeatureFetcher
+from consumer.features.files import FileFeatureStore
+from consumer.features.source import BatchFeatures, FeatureSource
+from consumer.metrics import Metrics
+from consumer.models.registry import ModelRegistry
+from consumer.stream.processor import BatchProcessor
+from schemas.records import ScoringJob
+from schemas.registry import StaticRegistry
+from schemas.serde import JobDecoder, JobEncoder, RankedListDecoder, RankedListEncoder
+from scoring.batch import RankedBatch, ScoringBatch
+from scoring.features import ItemTable, UserFeatures
+from scoring.model import LRModel
+from tests.consumer.reference_support import demo_model, reference_probs
+
+NOW_MS = 1_800_000_000_000
+AVRO = "application/vnd.kafka.avro.v2+binary"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> DemoData:
+    root: Path = tmp_path_factory.mktemp("api")
+    return write_demo_data(root, n_items=500, n_users=50, seed=5, hash_bits=14)
+
+
+def config_for(data: DemoData, max_wait_ms: int = 5, max_batch_jobs: int = 64) -> Config:
+    return Config(
+        models=ModelConfig(directory=str(data.models_dir)),
+        features=FeatureConfig(users_file=str(data.users_file), items_file=str(data.items_file)),
+        limits=LimitsConfig(max_candidates=100, max_top_k=20),
+        api=ApiConfig(max_wait_ms=max_wait_ms, max_batch_jobs=max_batch_jobs),
+    )
+
+
+def store(data: DemoData) -> FileFeatureStore:
+    return FileFeatureStore.from_files(data.users_file, data.items_file)
+
+
+class CountingScorer(SerializedScorer):
+    """Counts kernel calls: one per model per micro-batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []  # jobs per call
+
+    def rank(
+        self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
+    ) -> RankedBatch:
+        self.calls.append(batch.user_ids.size)
+        return super().rank(model, batch, users, items)
+
+
+def make_api(
+    data: DemoData,
+    source: FeatureSource | None = None,
+    scorer: CountingScorer | None = None,
+    max_wait_ms: int = 5,
+    timeout_ms: int = 2_000,
+    max_batch_jobs: int = 64,
+) -> RankingApi:
+    config = config_for(data, max_wait_ms, max_batch_jobs)
+    models = ModelRegistry.from_directory(data.models_dir)
+    metrics = Metrics(CollectorRegistry())
+    clock = ManualClock(now_ms=NOW_MS)
+    fetcher = FeatureFetcher(source or store(data))
+    return RankingApi.create(config, models, fetcher, metrics, clock, scorer, timeout_ms)
+
+
+@pytest.fixture
+async def client(data: DemoData) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(make_api(data).build_app(ops=True))) as c:
+        yield c
+
+
+def job(data: DemoData, i: int, n: int = 30, top_k: int = 5, model: str = "demo-lr") -> ScoringJob:
+    return ScoringJob(
+        request_id=f"req-{i}", user_id=int(data.user_ids[i % data.user_ids.size]), model=model,
+        created_at_ms=NOW_MS, context={"device": "ios", "hour": str(i % 24)},
+        candidates=data.item_ids[i * 7 : i * 7 + n], top_k=top_k,
+    )  # fmt: skip
+
+
+def as_json(j: ScoringJob) -> dict[str, Any]:
+    return {"request_id": j.request_id, "user_id": j.user_id, "model": j.model,
+            "context": j.context, "candidates": np.asarray(j.candidates).tolist(),
+            "top_k": j.top_k}  # fmt: skip
+
+
+def stream_rankings(data: DemoData, jobs: Sequence[ScoringJob]) -> dict[str, tuple[list[int], Any]]:
+    """What the Kafka path publishes for `jobs`: request id -> (item ids, scores)."""
+    s = store(data)
+
+    processor = BatchProcessor(
+        JobDecoder(StaticRegistry()), RankedListEncoder(StaticRegistry()),
+        ModelRegistry.from_directory(data.models_dir), SerializedScorer(), FeatureFetcher(s),
+        ManualClock(now_ms=NOW_MS), LimitsConfig(max_candidates=100, max_top_k=20),
+    )  # fmt: skip
+    encoder, decoder = JobEncoder(StaticRegistry()), RankedListDecoder(StaticRegistry())
+    outcome = processor.process([encoder.encode(j) for j in jobs])
+    assert outcome.rejected == []
+    ranked = [decoder.decode(o.value) for o in outcome.outputs]
+    return {r.request_id: (r.item_ids.tolist(), r.scores) for r in ranked}
+
+
+def reference_top(data: DemoData, j: ScoringJob) -> tuple[list[int], list[float]]:
+    """The per-candidate reference implementation's top-k for `j`."""
+    probs = reference_probs(data, demo_model(data), j)
+    order = np.argsort(-probs, kind="stable")[: j.top_k]
+    return np.asarray(j.candidates)[order].tolist(), probs[order].tolist()
+
+
+def check_same(body: dict[str, Any], expected: tuple[list[int], Any]) -> None:
+    assert [it["item_id"] for it in body["items"]] == expected[0]
+    np.testing.assert_allclose([it["score"] for it in body["items"]], expected[1], atol=1e-6)
+
+
+async def test_json_and_avro_rank_like_the_stream_path(
+    client: TestClient[Any, Any], data: DemoData
+) -> None:
+    j = job(data, 3, n=40, top_k=7)
+    expected = stream_rankings(data, [j])["req-3"]
+    ref_ids, ref_scores = reference_top(data, j)
+    assert expected[0] == ref_ids
+    np.testing.assert_allclose(expected[1], ref_scores, atol=1e-5)
+
+    resp = await client.post("/v1/rank", json=as_json(j))
+    assert resp.status == 200
+    body = await resp.json()
+    assert (body["request_id"], body["user_id"], body["model"]) == ("req-3", j.user_id, "demo-lr")
+    assert (body["model_version"], body["degraded"]) == ("v1", False)
+    assert set(body["timings_ms"]) == {"queue", "features", "score", "total"}
+    assert body["timings_ms"]["total"] >= body["timings_ms"]["score"] > 0
+    check_same(body, expected)
+
+    framed = JobEncoder(StaticRegistry()).encode(j)
+    for content_type in (AVRO, "application/octet-stream"):
+        avro = await client.post("/v1/rank", data=framed, headers={"Content-Type": content_type})
+        assert avro.status == 200
+        avro_body = await avro.json()
+        assert avro_body["request_id"] == "req-3"
+        check_same(avro_body, expected)
+
+
+async def test_json_defaults_top_k_to_the_schema_default(
+    client: TestClient[Any, Any], data: DemoData
+) -> None:
+    request = {"user_id": int(data.user_ids[0]), "model": "demo-lr",
+               "candidates": data.item_ids[:80].tolist()}  # fmt: skip
+    api_config_limit = 20  # max_top_k in config_for; the default 50 is above it
+    resp = await client.post("/v1/rank", json=request)
+    assert resp.status == 400
+    assert (await resp.json())["reason"] == f"top_k above {api_config_limit}"
+    request["top_k"] = 20
+    ok = await (await client.post("/v1/rank", json=request)).json()
+    assert len(ok["items"]) == 20
+    assert len(ok["request_id"]) == 32  # generated when the caller sends none
+
+
+async def test_concurrent_requests_are_coalesced_into_few_batches(data: DemoData) -> None:
+    scorer = CountingScorer()
+    api = make_api(data, scorer=scorer, max_wait_ms=50)
+    jobs = [job(data, i, n=25 + i, top_k=4) for i in range(20)]
+    expected = stream_rankings(data, jobs)
+    async with TestClient(TestServer(api.build_app())) as client:
+        responses = await asyncio.gather(*(client.post("/v1/rank", json=as_json(j)) for j in jobs))
+        bodies = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [200] * 20
+    for j, body in zip(jobs, bodies, strict=True):
+        assert body["request_id"] == j.request_id
+        check_same(body, expected[j.request_id])
+    assert api.batcher.batches < 20
+    assert len(scorer.calls) == api.batcher.batches
+    assert sum(scorer.calls) == 20
+    assert max(scorer.calls) > 1
+
+
+async def test_requests_arriving_within_max_wait_share_one_batch(data: DemoData) -> None:
+    scorer = CountingScorer()
+    api = make_api(data, scorer=scorer, max_wait_ms=400)
+    async with TestClient(TestServer(api.build_app())) as client:
+        tasks = []
+        for i in range(4):  # spread over ~60 ms: only the time window can gather them
+            tasks.append(asyncio.create_task(client.post("/v1/rank", json=as_json(job(data, i)))))
+            await asyncio.sleep(0.02)
+        statuses = [(await t).status for t in tasks]
+    assert statuses == [200] * 4
+    assert scorer.calls == [4]
+
+
+async def test_a_batch_closes_at_max_batch_jobs(data: DemoData) -> None:
+    scorer = CountingScorer()
+    api = make_api(data, scorer=scorer, max_wait_ms=50, max_batch_jobs=3)
+    jobs = [job(data, i) for i in range(7)]
+    async with TestClient(TestServer(api.build_app())) as client:
+        responses = await asyncio.gather(*(client.post("/v1/rank", json=as_json(j)) for j in jobs))
+    assert [r.status for r in responses] == [200] * 7
+    assert max(scorer.calls) == 3
+    assert sum(scorer.calls) == 7
+    assert api.batcher.batches == len(scorer.calls) >= 3
+
+
+BAD_REQUESTS: list[tuple[dict[str, Any] | bytes, str]] = [
+    (b"{not json", "malformed JSON"),
+    (b"[1, 2]", "the body must be a JSON object"),
+    ({"user_id": "7", "model": "demo-lr", "candidates": [1]}, "user_id must be an integer"),
+    ({"user_id": True, "model": "demo-lr", "candidates": [1]}, "user_id must be an integer"),
+    ({"model": "demo-lr", "candidates": [1]}, "user_id is required"),
+    ({"user_id": 2**64, "model": "demo-lr", "candidates": [1]}, "user_id is out of range"),
+    ({"user_id": 1, "model": 5, "candidates": [1]}, "model must be a non-empty string"),
+    ({"user_id": 1, "model": "demo-lr"}, "candidates is required"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": "1,2"}, "array of integers"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [1, 2.5]}, "array of integers"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [1, True]}, "array of integers"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [1, None]}, "array of integers"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [2**63]}, "candidate id is out of range"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [1], "context": {"a": 1}}, "context must"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [1], "top_k": "5"}, "top_k must be"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": []}, "empty candidate list"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [4, -3]}, "negative candidate id"),
+    ({"user_id": -1, "model": "demo-lr", "candidates": [4]}, "negative user_id"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [4], "top_k": 0}, "top_k below 1"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": [4], "top_k": 21}, "top_k above 20"),
+    ({"user_id": 1, "model": "demo-lr", "candidates": list(range(101))}, "more than 100"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), BAD_REQUESTS)
+async def test_bad_input_is_400_with_its_reason(
+    client: TestClient[Any, Any], body: dict[str, Any] | bytes, reason: str
+) -> None:
+    if isinstance(body, bytes):
+        resp = await client.post(
+            "/v1/rank", data=body, headers={"Content-Type": "application/json"}
+        )
+    else:
+        resp = await client.post("/v1/rank", json=body)
+    assert resp.status == 400
+    answer = await resp.json()
+    assert reason in answer["reason"]
+    assert answer["error"] in ("decode", "invalid")
+
+
+async def test_undecodable_avro_is_400(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/v1/rank", data=b"\x00\x00\x00\x00\x01\xff", headers={
+        "Content-Type": AVRO})  # fmt: skip
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "decode"
+    unknown = await client.post("/v1/rank", data=b"\x00\x00\x00\x00\x63\x00", headers={
+        "Content-Type": AVRO})  # fmt: skip
+    assert unknown.status == 400
+    assert (await unknown.json())["error"] == "unknown_schema"
+
+
+async def test_unknown_model_is_404_and_wrong_media_type_415(
+    client: TestClient[Any, Any], data: DemoData
+) -> None:
+    resp = await client.post("/v1/rank", json=as_json(job(data, 1, model="nobody")))
+    assert resp.status == 404
+    body = await resp.json()
+    assert (body["error"], body["request_id"]) == ("unknown_model", "req-1")
+    assert "'nobody' is not served" in body["reason"]
+    text = await client.post("/v1/rank", data="user=1", headers={"Content-Type": "text/plain"})
+    assert text.status == 415
+    assert (await text.json())["error"] == "unsupported_media_type"
+
+
+class DownSource:
+    """A feature store that is down, under the `pause` policy."""
+
+    async def fetch(
+        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
+    ) -> BatchFeatures:
+        raise FeaturesUnavailableError("circuit breaker open")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_features_unavailable_is_503_with_retry_after(data: DemoData) -> None:
+    api = make_api(data, source=DownSource())
+    async with TestClient(TestServer(api.build_app())) as client:
+        resp = await client.post("/v1/rank", json=as_json(job(data, 2)))
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "10"  # features.breaker_reset_s
+        body = await resp.json()
+        assert (body["error"], body["reason"]) == ("features_unavailable", "circuit breaker open")
+
+
+class GatedSource:
+    """Fetches for `blocked` users wait until the test opens the gate."""
+
+    def __init__(self, inner: FileFeatureStore, blocked: int) -> None:
+        self.inner = inner
+        self.blocked = blocked
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def fetch(
+        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
+    ) -> BatchFeatures:
+        if np.any(user_ids == self.blocked):
+            self.entered.set()
+            await self.gate.wait()
+        return await self.inner.fetch(user_ids, item_ids)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_deadline_answers_504_without_waiting_for_the_batch(data: DemoData) -> None:
+    slow, patient = job(data, 4), job(data, 4)
+    source = GatedSource(store(data), blocked=slow.user_id)
+    api = make_api(data, source=source, max_wait_ms=30)
+    async with TestClient(TestServer(api.build_app())) as client:
+        first = asyncio.create_task(
+            client.post("/v1/rank", json=as_json(slow), headers={TIMEOUT_HEADER: "100"})
+        )
+        second = asyncio.create_task(client.post("/v1/rank", json=as_json(patient)))
+        resp = await asyncio.wait_for(first, 5)
+        assert not source.gate.is_set()  # answered while its batch's fetch is still blocked
+        assert resp.status == 504
+        assert (await resp.json())["error"] == "deadline"
+        assert not second.done()
+        source.gate.set()
+        ok = await second
+        assert ok.status == 200
+        check_same(await ok.json(), stream_rankings(data, [patient])["req-4"])
+    assert api.batcher.batches == 1  # both requests were in the blocked batch
+
+
+async def test_a_blocked_fetch_does_not_hold_other_batches(data: DemoData) -> None:
+    blocked, free = job(data, 5), job(data, 6)
+    source = GatedSource(store(data), blocked=blocked.user_id)
+    api = make_api(data, source=source, max_wait_ms=1)
+    async with TestClient(TestServer(api.build_app())) as client:
+        stuck = asyncio.create_task(client.post("/v1/rank", json=as_json(blocked)))
+        await asyncio.wait_for(source.entered.wait(), 5)
+        resp = await client.post("/v1/rank", json=as_json(free))
+        assert resp.status == 200
+        assert not stuck.done()
+        source.gate.set()
+        assert (await stuck).status == 200
+
+
+async def test_metrics_health_and_readiness_on_the_api_port(
+    client: TestClient[Any, Any], data: DemoData
+) -> None:
+    await client.post("/v1/rank", json=as_json(job(data, 7)))
+    await client.post("/v1/rank", json={"user_id": 1})
+    text = await (await client.get("/metrics")).text()
+    assert 'stream_scorer_api_requests_total{path="/v1/rank",status="200"} 1.0' in text
+    assert 'stream_scorer_api_requests_total{path="/v1/rank",status="400"} 1.0' in text
+    assert 'stream_scorer_api_request_seconds_count{path="/v1/rank"} 2.0' in text
+    assert 'stream_scorer_api_predictions_total{model="demo-lr"} 30.0' in text
+    assert "stream_scorer_api_batch_size_jobs_count 1.0" in text
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["models_loaded"] is True
