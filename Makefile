@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: coverage system-deps demo test lint typecheck check bench bench-kernel bench-serde broker-jars clean
+.PHONY: coverage system-deps demo test unit lint typecheck check bench bench-kernel bench-serde broker-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -22,8 +22,17 @@ demo: $(STAMP) broker-jars
 system-deps:
 	bash scripts/system-deps.sh
 
+# The whole suite once, under coverage: the floor (pyproject.toml) is checked from this run.
 test: $(STAMP) broker-jars system-deps
-	$(BIN)/pytest
+	@mkdir -p .cache
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest
+	@$(BIN)/coverage report > .cache/coverage.txt || { cat .cache/coverage.txt; exit 1; }
+	@echo "coverage floor met: $$(tail -n 1 .cache/coverage.txt)"
+
+# The fast tests alone: no broker, no Feast, no system packages.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not kafka and not feast and not faults and not system"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -32,11 +41,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The coverage table of the last `make test` run (which already enforced the floor).
 coverage: $(STAMP)
-	$(BIN)/coverage run -m pytest -q tests/scoring tests/consumer/test_offsets.py
 	$(BIN)/coverage report
 
-check: lint typecheck coverage test
+check: lint typecheck test
 
 bench: bench-kernel bench-serde
 

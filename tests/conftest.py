@@ -40,3 +40,14 @@ def unique_name() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+SYSTEM_FIXTURES = frozenset({"promtool", "prometheus_bin"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that take a system binary's fixture carry the ``system`` marker (``make unit`` skips
+    them), so the marker cannot drift from what a test really needs."""
+    for item in items:
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)

@@ -3,25 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from consumer.errors import FatalKafkaError, FeaturesUnavailableError, TransactionAbortedError
 from consumer.stream.outcome import BatchOutcome, Output, Rejected
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, TopicPartition
 
 
+class FakeBroker:
+    """Partition logs and each group's committed offsets, shared by the fakes of one test."""
+
+    def __init__(self) -> None:
+        self.logs: dict[TopicPartition, list[InMessage]] = {}
+        self.group_offsets: dict[str, dict[TopicPartition, int]] = {}
+
+    def append(self, tp: TopicPartition, value: bytes | None, key: bytes | None = None) -> int:
+        log = self.logs.setdefault(tp, [])
+        log.append(InMessage(tp[0], tp[1], len(log), key, value, 0))
+        return len(log) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FakeGroupMetadata:
+    """What `FakeSource.group_metadata` hands a transactional sink: where to commit offsets."""
+
+    broker: FakeBroker
+    group: str
+
+
 class FakeSource:
-    """A subscribed consumer over fixed partitions of in-memory records."""
+    """A subscribed consumer over fixed partitions of a `FakeBroker`'s logs.
+
+    Like `KafkaSource` (the contract suite holds both to the same cases): a group starts at its
+    committed offsets, `seek` moves the next offset to read, paused partitions yield nothing, and
+    commits are stored for the group.
+    """
 
     def __init__(
         self,
         records: Mapping[TopicPartition, list[bytes]],
         on_assign: RebalanceHook,
         on_revoke: RebalanceHook,
+        broker: FakeBroker | None = None,
+        group: str = "group",
     ) -> None:
-        self.queues = {
-            tp: [InMessage(tp[0], tp[1], o, None, v, 0) for o, v in enumerate(vals)]
-            for tp, vals in records.items()
-        }
+        self.broker = broker or FakeBroker()
+        for tp, values in records.items():
+            self.broker.logs.setdefault(tp, [])
+            for v in values:
+                self.broker.append(tp, v)
+        self.group = group
+        committed = self.broker.group_offsets.setdefault(group, {})
+        self.next_offsets = {tp: committed.get(tp, 0) for tp in sorted(self.broker.logs)}
         self.on_revoke = on_revoke
         self.commits: list[dict[TopicPartition, int]] = []
         self.sync_commits: list[dict[TopicPartition, int]] = []
@@ -31,23 +64,29 @@ class FakeSource:
         self.seeks: list[dict[TopicPartition, int]] = []
         self.commit_failures: list[dict[TopicPartition, int]] = []
         self.paused: set[TopicPartition] = set()
-        on_assign(sorted(self.queues))
+        on_assign(sorted(self.next_offsets))
 
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[InMessage]:
         self.polls += 1
         self.timeouts.append(timeout_s)
         out: list[InMessage] = []
-        for queue in self.queues.values():
-            take = queue[: max_messages - len(out)]
-            del queue[: len(take)]
+        for tp, start in self.next_offsets.items():
+            if tp in self.paused:
+                continue
+            take = self.broker.logs[tp][start : start + max_messages - len(out)]
+            self.next_offsets[tp] = start + len(take)
             out.extend(take)
         return out
 
     def commit(self, positions: Mapping[TopicPartition, int], asynchronous: bool = True) -> None:
         (self.commits if asynchronous else self.sync_commits).append(dict(positions))
+        self.broker.group_offsets[self.group].update(positions)
 
     def seek(self, positions: Mapping[TopicPartition, int]) -> None:
         self.seeks.append(dict(positions))
+        for tp, offset in positions.items():
+            if tp in self.next_offsets:
+                self.next_offsets[tp] = offset
 
     def pause(self, tps: Sequence[TopicPartition]) -> None:
         self.paused.update(tps)
@@ -56,14 +95,14 @@ class FakeSource:
         self.paused.difference_update(tps)
 
     def group_metadata(self) -> object:
-        return "group-metadata"
+        return FakeGroupMetadata(self.broker, self.group)
 
     def take_commit_failures(self) -> list[dict[TopicPartition, int]]:
         out, self.commit_failures = self.commit_failures, []
         return out
 
     def lag(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: len(self.queues.get(tp, [])) for tp in tps}
+        return {tp: len(self.broker.logs[tp]) - self.next_offsets[tp] for tp in tps}
 
     def close(self) -> None:
         self.closed = True
@@ -143,8 +182,9 @@ class FakeTransactionalSink(FakeSink):
         group_metadata: object,
         timeout_s: float = 30.0,
     ) -> None:
-        assert group_metadata == "group-metadata"
+        assert isinstance(group_metadata, FakeGroupMetadata)
         self._pending_offsets = dict(positions)
+        self._group = group_metadata
 
     def commit_transaction(self, timeout_s: float = 30.0) -> None:
         failure, self.fail_next_commit = self.fail_next_commit, None
@@ -154,6 +194,7 @@ class FakeTransactionalSink(FakeSink):
             raise FatalKafkaError("fenced by a newer instance")
         self.committed.extend(self.produced[self._start :])
         self.offsets.append(self._pending_offsets)
+        self._group.broker.group_offsets[self._group.group].update(self._pending_offsets)
         self.open = False
 
     def abort_transaction(self, timeout_s: float = 30.0) -> None:

@@ -12,7 +12,7 @@ from consumer.config import BatchConfig, Config, DeliveryConfig, KafkaConfig
 from consumer.errors import DeliveryError, FatalKafkaError
 from consumer.metrics import Metrics
 from consumer.stream.loop import ScoringLoop
-from consumer.stream.records import InMessage, RebalanceHook, Source, TopicPartition
+from consumer.stream.records import RebalanceHook, Source, TopicPartition
 from tests.consumer.fakes import (
     FakePending,
     FakeProcessor,
@@ -64,10 +64,6 @@ def loop_clock(loop: ScoringLoop[FakePending]) -> ManualClock:
     clock = loop._clock  # the loop's injected clock
     assert isinstance(clock, ManualClock)
     return clock
-
-
-def source_messages(tp: TopicPartition, values: list[bytes]) -> list[InMessage]:
-    return [InMessage(tp[0], tp[1], o, None, v, 0) for o, v in enumerate(values)]
 
 
 def value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
@@ -209,7 +205,6 @@ def test_unavailable_features_pause_rewind_and_retry_the_batch() -> None:
     assert value(metrics, "stream_scorer_errors_total", {"kind": "features_unavailable"}) == 1
     assert sink.produced == []
     clock.advance(1.0)
-    source.queues[P0] = source_messages(P0, [b"a", b"b"])  # re-read after the seek
     loop.step()
     assert source.paused == set()
     assert value(metrics, "stream_scorer_paused") == 0
