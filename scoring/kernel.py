@@ -3,20 +3,25 @@
 Per batch the work splits three ways:
 
 - per item and model version (cached, see ``item_cache``): item-only terms summed into a partial
-  logit, and the item halves of every user/context x item cross;
+  logit, the dictionary codes of the item fields crossed with user/context fields (see
+  ``value_grid``), and the item halves of the remaining crosses (those with ``item.id``);
 - per job (Python-level work over jobs is fine): bias, user and context singles, user dense
   features, and the job halves of the crosses;
+- per chunk of jobs: for every encoded item field, a grid ``(job, value code) -> sum of that
+  field's cross weights`` over the values the chunk's candidates hold;
 - per candidate (numpy only, never a Python loop over candidates): map the id to an item row,
-  gather the item's cross halves, XOR with the job's halves, gather the weights, sum the row with a
-  matrix product, add the partial and the job scalar.
+  read one grid cell per encoded field, gather the weights of the remaining crosses (item half
+  XOR job half), add the partial and the job scalar.
 
-Candidates are processed in chunks of ``chunk_jobs`` jobs so the index and weight buffers
-(preallocated, reused across chunks and batches) stay in cache. Candidates absent from the item
-table are rescored afterwards through the same term code with only ``item.id`` known.
+Candidates are processed in chunks of ``chunk_jobs`` jobs so grids and buffers (reused across
+chunks and batches) stay in cache. Candidates absent from the item table are rescored afterwards
+through the same term code with only ``item.id`` known.
 
 Invariants: ``Scorer.logits`` equals ``reference.reference_logits`` up to float32 rounding; outputs
-align with ``batch.candidates``; the scorer holds caches and scratch buffers, so one ``Scorer`` must
-not be used by two threads at once.
+align with ``batch.candidates``; a candidate's logit does not depend on the chunking or on its
+position, so duplicates tie exactly; the scorer holds caches and scratch buffers, so one
+``Scorer`` must not be used by two threads at once. ``kernel_baseline`` keeps the previous
+per-candidate cross path for comparison.
 """
 
 from __future__ import annotations
@@ -31,8 +36,16 @@ from scoring.features import ItemTable, UserFeatures
 from scoring.item_cache import ItemState, LruCache, partial_logits
 from scoring.model import LRModel
 from scoring.spec import USER
-from scoring.terms import JobTerms, item_terms, job_terms, unknown_item_terms, weight_table
+from scoring.terms import (
+    JobTerms,
+    item_terms,
+    item_values,
+    job_terms,
+    unknown_item_terms,
+    weight_table,
+)
 from scoring.topk import select_top_k
+from scoring.value_grid import EncodedItems, encode_items, field_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +96,6 @@ class Scorer:
         self.chunk_jobs = chunk_jobs
         self.models: LruCache[tuple[str, str], ModelState] = LruCache(max_models)
         self.items: LruCache[tuple[str, str, int], ItemState] = LruCache(max_item_tables)
-        self._idx32 = np.empty((0, 0), dtype=np.uint32)
-        self._gathered = np.empty((0, 0), dtype=np.float32)
 
     def rank(
         self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
@@ -111,8 +122,7 @@ class Scorer:
         scalar = self._job_scalars(model, state, jobs)
         rows = items.index.lookup(batch.candidates)
         out = np.empty(batch.candidates.size, dtype=np.float32)
-        self._cross_sums(state.table, cached.right, jobs.left, rows, batch.row_splits, out)
-        out += np.take(cached.partial, rows)
+        self._cross_sums(state.table, cached, jobs.left, rows, batch.row_splits, out)
         out += np.repeat(scalar, batch.counts())
         unknown = np.flatnonzero(rows == items.index.unknown_row)
         if unknown.size:
@@ -129,13 +139,17 @@ class Scorer:
         return state
 
     def item_state(self, model: LRModel, items: ItemTable) -> ItemState:
-        """Item partial logits and cross halves, cached under (name, version, items.token)."""
+        """Item partial logits, field codes and cross halves, cached under (name, version,
+        items.token)."""
         key = (model.name, model.version, items.token)
         cached = self.items.get(key, model.weights)
         if cached is None:
             state = self.model_state(model)
             terms = item_terms(model.spec, model.hash_bits, items)
-            cached = ItemState(partial_logits(terms, state.table, state.item_dense), terms.right)
+            encoded = encode_items(model.spec, model.hash_bits, item_values(model.spec, items))
+            right = np.ascontiguousarray(terms.right[:, encoded.direct])
+            partial = partial_logits(terms, state.table, state.item_dense)
+            cached = ItemState.of(partial, right, encoded)
             self.items.put(key, model.weights, cached)
         return cached
 
@@ -145,43 +159,36 @@ class Scorer:
         total: NDArray[np.float64] = model.bias + sparse + jobs.dense @ state.user_dense
         return total.astype(np.float32)
 
-    def _buffers(self, size: int, width: int) -> tuple[NDArray[np.uint32], NDArray[np.float32]]:
-        wanted = size
-        if self._idx32.shape[0] < size or self._idx32.shape[1] != width:
-            size = max(size, self._idx32.shape[0])
-            self._idx32 = np.empty((size, width), dtype=np.uint32)
-            self._gathered = np.empty((size, width), dtype=np.float32)
-        return self._idx32[:wanted], self._gathered[:wanted]
-
     def _cross_sums(
         self,
         table: NDArray[np.float32],
-        right: NDArray[np.uint32],
+        cached: ItemState,
         left: NDArray[np.uint32],
         rows: NDArray[np.int64],
         row_splits: NDArray[np.int64],
         out: NDArray[np.float32],
     ) -> None:
-        """``out[i]`` = sum of the per-job cross weights of candidate ``i``."""
-        n, width = left.shape
-        if width == 0:
-            out[:] = 0.0
-            return
+        """``out[i]`` = the per-job cross weights of candidate ``i`` plus its item partial."""
+        enc, d = cached.encoded, cached.right.shape[1]
+        direct = np.ascontiguousarray(left[:, enc.direct])
+        job_rows = [
+            [r.rows_for(table, left[:, c]) for r, c in zip(rows_f, cols, strict=True)]
+            for rows_f, cols in zip(enc.rows, enc.columns, strict=True)
+        ]
         splits = row_splits.tolist()
         counts = np.diff(row_splits)
-        for j0 in range(0, n, self.chunk_jobs):
-            j1 = min(j0 + self.chunk_jobs, n)
+        for j0 in range(0, left.shape[0], self.chunk_jobs):
+            j1 = min(j0 + self.chunk_jobs, left.shape[0])
             start, stop = splits[j0], splits[j1]
             if stop == start:
                 continue
-            idx, gathered = self._buffers(stop - start, width)
-            np.take(right, rows[start:stop], axis=0, out=idx)
-            # One flat XOR with each job's halves repeated per candidate: a per-job broadcast
-            # XOR runs numpy's inner loop 8 elements at a time and cost 3x as much. uint32
-            # indices stay uint32 (flags included) and np.take widens them itself.
-            idx ^= np.repeat(left[j0:j1], counts[j0:j1], axis=0)
-            np.take(table, idx, out=gathered, mode="clip")
-            row_sums(gathered, out[start:stop])
+            chunk_out = out[start:stop]
+            item = np.take(cached.packed, rows[start:stop], axis=0)  # one row read per candidate
+            _direct_sums(table, item[:, 1 : 1 + d], direct[j0:j1], counts[j0:j1], chunk_out)
+            if enc.n_fields:
+                chunk_job_rows = [[r[j0:j1] for r in f] for f in job_rows]
+                _encoded_sums(enc, chunk_job_rows, item[:, 1 + d :].T, counts[j0:j1], chunk_out)
+            chunk_out += item[:, 0].view(np.float32)
 
     def _rescore_unknown(
         self,
@@ -202,3 +209,36 @@ class Scorer:
         logits += partial_logits(terms, state.table, state.item_dense)
         logits += scalar[job]
         out[unknown] = logits
+
+
+def _direct_sums(
+    table: NDArray[np.float32],
+    right: NDArray[np.uint32],
+    left: NDArray[np.uint32],
+    counts: NDArray[np.int64],
+    out: NDArray[np.float32],
+) -> None:
+    """``out[i]`` = sum of the crosses scored per candidate: item half XOR job half, one gather
+    each (a flat XOR with the job halves repeated per candidate beats a per-job broadcast)."""
+    if left.shape[1] == 0:
+        out[:] = 0.0
+        return
+    idx = np.repeat(left, counts, axis=0)
+    idx ^= right
+    row_sums(np.take(table, idx, mode="clip"), out)
+
+
+def _encoded_sums(
+    enc: EncodedItems,
+    job_rows: list[list[NDArray[np.intp]]],
+    codes: NDArray[np.uint32],
+    counts: NDArray[np.int64],
+    out: NDArray[np.float32],
+) -> None:
+    """Add each encoded field's summed cross weights to ``out`` (one chunk of jobs);
+    ``codes`` is ``(fields, candidates)``."""
+    job = np.repeat(np.arange(counts.size, dtype=np.intp), counts)
+    part = np.empty(out.size, dtype=np.float32)
+    for f in range(enc.n_fields):
+        field_sums(enc.rows[f], job_rows[f], codes[f], job, part)
+        out += part

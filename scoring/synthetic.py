@@ -10,6 +10,7 @@ lists are unique within a job; raw columns have one entry per id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,8 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scoring.batch import ScoringBatch
+from scoring.features import ItemTable, UserFeatures, content_token
+from scoring.hashing import hash_strings
 from scoring.model import LRModel
-from scoring.spec import DenseFeature, FeatureSpec
+from scoring.spec import ITEM, DenseFeature, FeatureSpec
 
 MISSING_RATE: Final = 0.05
 _VOCAB: Final = {
@@ -196,3 +199,82 @@ def make_batch(
         row_splits=splits,
         top_k=np.full(n_jobs, top_k, dtype=np.int32),
     )
+
+
+# --- the heavy, production-shaped workload --------------------------------------------------------
+
+HEAVY_ITEM_VOCAB: Final = {
+    "genre": 50, "category": 200, "brand": 1000, "seller": 5000, "creator": 20000,
+}  # fmt: skip
+HEAVY_USER_VOCAB: Final = {
+    "gender": 2, "platform": 4, "age_bucket": 8, "tenure": 12, "region": 20, "segment": 40,
+    "language": 70, "interest": 100,
+}  # fmt: skip
+HEAVY_DENSE: Final = 16
+HEAVY_CROSSES: Final = (
+    ("user.gender", "item.genre"), ("user.gender", "item.category"),
+    ("user.platform", "item.genre"), ("user.age_bucket", "item.genre"),
+    ("user.age_bucket", "item.category"), ("user.tenure", "item.category"),
+    ("user.region", "item.brand"), ("user.segment", "item.category"),
+    ("user.segment", "item.brand"), ("user.language", "item.genre"),
+    ("user.interest", "item.category"), ("user.interest", "item.seller"),
+    ("context.country", "item.genre"), ("context.country", "item.category"),
+    ("context.country", "item.brand"), ("context.country", "item.seller"),
+    ("context.country", "item.creator"), ("context.country", "item.id"),
+    ("context.device", "item.genre"), ("context.device", "item.category"),
+    ("context.device", "item.brand"), ("context.hour", "item.genre"),
+    ("context.hour", "item.category"), ("context.hour", "item.brand"),
+)  # fmt: skip
+
+
+def heavy_spec() -> FeatureSpec:
+    """Production-shaped: 12 user x item and 12 context x item crosses, 5 item fields, 16 dense."""
+    return FeatureSpec(
+        user_fields=tuple(HEAVY_USER_VOCAB),
+        item_fields=tuple(HEAVY_ITEM_VOCAB),
+        context_fields=("country", "device", "hour"),
+        crosses=HEAVY_CROSSES,
+        dense=tuple(
+            DenseFeature(f"item.d{i:02d}", mean=0.5 * i, std=1.0 + 0.1 * i, default=0.5 * i)
+            for i in range(HEAVY_DENSE)
+        ),
+    )
+
+
+def _coded_column(rng: np.random.Generator, field: str, vocab: int, n: int) -> NDArray[np.uint64]:
+    """Value hashes of ``n`` strings ``f"{field}-{code}"`` drawn like ``_strings`` draws them
+    (Zipf(1.3) folded into the vocabulary, 5% missing -> 0), hashing each vocabulary entry once."""
+    codes = rng.zipf(1.3, size=n) % vocab
+    codes[rng.random(n) < MISSING_RATE] = vocab  # the trailing 0: missing
+    table = np.append(hash_strings([f"{field}-{c}" for c in range(vocab)]), np.uint64(0))
+    return table[codes]
+
+
+def _coded_columns(
+    rng: np.random.Generator, fields: tuple[str, ...], vocab: Mapping[str, int], n: int
+) -> dict[str, NDArray[np.uint64]]:
+    return {f: _coded_column(rng, f, vocab.get(f, _DEFAULT_VOCAB), n) for f in fields}
+
+
+def heavy_items(n_items: int, spec: FeatureSpec, seed: int) -> ItemTable:
+    """``n_items`` items with ids from ``1..4*n_items``, built from codes, not per-item strings.
+
+    Equals ``ItemTable.from_raw`` of the strings ``f"{field}-{code}"`` (``None`` where missing)
+    and float columns (NaN where missing); a million items build in seconds, not minutes.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(4 * n_items, size=n_items, replace=False) + 1).astype(np.int64)
+    categorical = _coded_columns(rng, spec.item_fields, HEAVY_ITEM_VOCAB, n_items)
+    dense: dict[str, NDArray[np.float32]] = {}
+    for d in spec.dense:
+        if d.group == ITEM:
+            values = rng.normal(d.mean, d.std, size=n_items).astype(np.float32)
+            values[rng.random(n_items) < MISSING_RATE] = np.nan
+            dense[d.field] = values
+    return ItemTable(ids, categorical, dense, content_token(ids, categorical, dense))
+
+
+def heavy_users(n_users: int, spec: FeatureSpec, seed: int) -> UserFeatures:
+    """``n_users`` users (rows ``0..n_users-1``), categorical only, built from codes."""
+    rng = np.random.default_rng(seed)
+    return UserFeatures(_coded_columns(rng, spec.user_fields, HEAVY_USER_VOCAB, n_users), {})

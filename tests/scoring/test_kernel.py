@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -12,9 +13,17 @@ from scoring.batch import ScoringBatch
 from scoring.errors import InputError
 from scoring.features import ItemTable, UserFeatures
 from scoring.kernel import Scorer
+from scoring.kernel_baseline import BaselineScorer
 from scoring.model import LRModel
 from scoring.reference import reference_logits, reference_predict
-from scoring.synthetic import demo_spec, make_batch
+from scoring.synthetic import (
+    demo_spec,
+    heavy_items,
+    heavy_spec,
+    heavy_users,
+    make_batch,
+    random_model,
+)
 from tests.scoring.conftest import N_USERS, batch_of
 
 
@@ -186,3 +195,56 @@ def test_chunk_size_does_not_change_results(
     results = [Scorer(chunk_jobs=c).logits(model, batch, users, items) for c in (1, 5, 64)]
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("chunk_jobs", [1, 3, 16])
+def test_heavy_spec_equals_reference(chunk_jobs: int) -> None:
+    """The production-shaped spec at small size: unknown ids, duplicates, empty jobs and
+    missing values (user, context and item) included."""
+    spec = heavy_spec()
+    model = random_model("heavy", "1", spec, hash_bits=16, seed=21)
+    items = heavy_items(4000, spec, seed=22)
+    users_all = heavy_users(300, spec, seed=23)
+    rng = np.random.default_rng(24)
+    ids = np.concatenate([items.ids, np.arange(10**9, 10**9 + 30, dtype=np.int64)])
+    base = make_batch(rng, spec, ids, 300, n_jobs=23, mean_candidates=80)
+    lists = [base.candidates[a:b].tolist() for a, b in itertools.pairwise(base.row_splits)]
+    lists[2] = []
+    lists[5] = [*lists[5], *lists[5][:7]]  # duplicates within a job
+    contexts = [dict(c) for c in base.contexts]
+    contexts[1] = {}
+    batch = replace(
+        batch_of(lists, top_k=[50] * len(lists), contexts=contexts), user_ids=base.user_ids
+    )
+    users = users_all.take(batch.user_ids)
+    assert (batch.candidates >= 10**9).any()  # unknown items are scored too
+    scorer = Scorer(chunk_jobs=chunk_jobs)
+    for _ in range(2):  # cold, then warm cross rows
+        got = scorer.logits(model, batch, users, items)
+        np.testing.assert_allclose(
+            got, reference_logits(model, batch, users, items), atol=1e-5, rtol=0
+        )
+    dup = int(batch.row_splits[5])
+    n5 = len(lists[5]) - 7
+    np.testing.assert_array_equal(got[dup : dup + 7], got[dup + n5 : dup + n5 + 7])
+    baseline = BaselineScorer().logits(model, batch, users, items)
+    np.testing.assert_allclose(got, baseline, atol=1e-5, rtol=0)
+    ranked = scorer.rank(model, batch, users, items)
+    assert ranked.counts[2] == 0
+
+
+def test_baseline_kernel_equals_reference_and_the_kernel(
+    model: LRModel, items: ItemTable, user_table: UserFeatures
+) -> None:
+    batch = mixed_batch(items, seed=4)
+    users = user_table.take(batch.user_ids)
+    baseline = BaselineScorer(chunk_jobs=4)
+    got = baseline.logits(model, batch, users, items)
+    np.testing.assert_allclose(got, reference_logits(model, batch, users, items), atol=1e-5)
+    np.testing.assert_allclose(got, Scorer().logits(model, batch, users, items), atol=1e-5)
+    ranked = baseline.rank(model, batch, users, items)
+    np.testing.assert_array_equal(ranked.counts, Scorer().rank(model, batch, users, items).counts)
+    state = baseline.item_state(model, items)
+    assert state.encoded.n_fields == 0
+    assert state.right.shape == (len(items) + 1, len(model.spec.job_crosses()))
+    assert baseline.item_state(model, items) is state
