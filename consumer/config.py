@@ -141,6 +141,7 @@ class TracingConfig:
     service_name: str = "stream-scorer"
     export_timeout_ms: int = 10_000
     max_queue_spans: int = 8_192  # spans buffered for export; past it they are dropped
+    link_unsampled: bool = False  # batch span links also unsampled jobs' contexts (~12 us a job)
 
 
 @dataclass(frozen=True, slots=True)

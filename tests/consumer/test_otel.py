@@ -96,7 +96,8 @@ def test_a_batch_span_with_stage_children_and_a_link_per_job() -> None:
     assert batch.attributes["messaging.batch.message_count"] == 4
     assert batch.attributes["scorer.worker"] == 2
     assert batch.attributes["scorer.sampled_jobs"] == 2
-    assert {b"%032x" % link.context.trace_id for link in batch.links} == set(TRACES[:3])
+    # Links to the sampled contexts (a and bad): the unsampled trace is recorded nowhere.
+    assert {b"%032x" % link.context.trace_id for link in batch.links} == {TRACES[0], TRACES[2]}
     children = [s for s in finished if s.parent is not None
                 and s.parent.span_id == batch.context.span_id]  # fmt: skip
     assert sorted(s.name for s in children) == sorted([*STAGES, "produce", "commit"])
@@ -134,6 +135,14 @@ def test_a_batch_span_with_stage_children_and_a_link_per_job() -> None:
     assert unsampled is not None
     assert unsampled[2] == b"00"
     assert unsampled[1] not in {b"%016x" % s.context.span_id for s in finished}
+
+
+def test_link_unsampled_links_every_jobs_context() -> None:
+    spans, exporter, config = in_memory()
+    spans.link_unsampled = True
+    run(spans, config, [(b"a", b"01"), (b"b", b"00"), (b"c", b"")])
+    (batch,) = by_name(exporter.get_finished_spans(), "scorer.batch")
+    assert {b"%032x" % link.context.trace_id for link in batch.links} == set(TRACES[:2])
 
 
 def test_batches_without_sampled_jobs_follow_the_sample_ratio() -> None:

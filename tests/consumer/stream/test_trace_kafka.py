@@ -28,6 +28,7 @@ from tests.consumer.kafka_support import (
     scorer_config,
     wait_until,
 )
+from tests.consumer.otlp_receiver import otlp_receiver
 
 pytestmark = pytest.mark.kafka
 
@@ -98,3 +99,44 @@ def test_trace_ids_round_trip_exactly_through_the_broker(
     assert ids is not None
     assert ids[0] == poison_trace
     assert ids[1] != parent
+
+
+def test_spans_of_a_traced_job_on_the_real_broker_reach_an_otlp_receiver(
+    kafka_bootstrap: str, data: DemoData, unique_name: Callable[[str], str]
+) -> None:
+    topics = Topics(unique_name("jobs"), unique_name("ranked"), unique_name("group"))
+    create_topics(kafka_bootstrap, [topics.jobs, topics.ranked], 1)
+    jobs = make_jobs(data, 12)
+    parent = b"00f067aa0ba902b7"
+    traces = {j.request_id: os.urandom(16).hex().encode() for j in jobs}
+    encoder = JobEncoder(StaticRegistry())
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for job in jobs:
+        header = b"00-" + traces[job.request_id] + b"-" + parent + b"-01"
+        producer.produce(topics.jobs, encoder.encode(job), headers=[("traceparent", header)])
+    assert producer.flush(30) == 0
+    with otlp_receiver() as receiver:
+        config = scorer_config(data, kafka_bootstrap, topics)
+        config = replace(config, tracing=replace(config.tracing, spans=True,
+                                                 endpoint=receiver.endpoint))  # fmt: skip
+        service, registry = new_service(config)
+        with running(service):
+            wait_until(lambda: sample(registry, "stream_scorer_ranked_lists_produced_total") >= 12)
+        # Service.close shut the tracer down: everything was exported.
+        job_spans = receiver.wait_for("scorer.job", 12)
+        batches = receiver.named("scorer.batch")
+        stages = {(r.span.parent_span_id, r.span.name) for r in receiver.spans}
+    ranked = read_ranked(kafka_bootstrap, topics.ranked, 12)
+    by_trace = {j.span.trace_id.hex().encode(): j for j in job_spans}
+    for _key, out, ranked_list in ranked:
+        span = by_trace[traces[ranked_list.request_id]]
+        assert out["traceparent"] == b"00-%s-%s-01" % (
+            span.span.trace_id.hex().encode(), span.span.span_id.hex().encode())  # fmt: skip
+        assert span.span.parent_span_id.hex().encode() == parent
+        assert span.attributes["scorer.request_id"] == ranked_list.request_id
+        assert span.attributes["scorer.model"] == "demo-lr"
+    assert batches
+    for batch in batches:
+        children = {name for p, name in stages if p == batch.span.span_id}
+        assert children == {"decode", "features", "score", "encode", "produce", "commit"}
+        assert batch.span.links
