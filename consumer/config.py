@@ -137,7 +137,7 @@ class TracingConfig:
     missing: str = "none"  # jobs/requests without one: "none" (no header) or "new_root"
     spans: bool = False  # OpenTelemetry spans (needs the `otel` extra)
     endpoint: str = ""  # OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces
-    sample_ratio: float = 0.05  # batches and requests started here; incoming sampled contexts win
+    sample_ratio: float = 0.01  # batches and requests started here; incoming sampled contexts win
     service_name: str = "stream-scorer"
     export_timeout_ms: int = 10_000
     max_queue_spans: int = 8_192  # spans buffered for export; past it they are dropped

@@ -220,7 +220,6 @@ class StreamBatchSpans:
 
 def _job_attributes(msg: InMessage, result: Output | Rejected) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
-        "messaging.system": "kafka",
         "messaging.destination.name": msg.topic,
         "messaging.destination.partition.id": str(msg.partition),
         "messaging.kafka.offset": msg.offset,

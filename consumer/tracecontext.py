@@ -30,6 +30,7 @@ _KEY = rb"(?:[a-z0-9][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-
 _VALUE = rb"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 _MEMBER = re.compile(rb"[ \t]*(" + _KEY + rb")=" + _VALUE + rb"[ \t]*")
 _MAX_MEMBERS = 32
+_ODD_HEX = b"13579bdf"
 _MAX_STATE_BYTES = 8192  # far above the 512 the spec asks every vendor to propagate
 
 
@@ -44,7 +45,7 @@ class TraceContext:
 
     @property
     def sampled(self) -> bool:
-        return int(self.flags, 16) & 1 == 1
+        return self.flags[1] in _ODD_HEX  # bit 0 of the flags byte
 
     @property
     def traceparent(self) -> bytes:
