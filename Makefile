@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,train,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,train,bench,otel]'
 	@touch $(STAMP)
 
 broker-jars: $(STAMP)

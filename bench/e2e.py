@@ -18,6 +18,8 @@ utime + stime of its process tree (/proc), so the broker and this process do not
 - 2 workers: ``run --workers 2`` on the same backlog (``two_worker_speedup``: the jobs/s ratio
   once each group is stable, after the start-up rebalance; 50,000 jobs keep most of the drain
   past it);
+- tracing: spans on vs off on a backlog of traced jobs (``tracing_overhead_share``, see
+  bench/e2e_tracing.py);
 - latency: a fresh scorer (``batch.max_wait_ms`` and producer ``linger.ms`` from the options)
   under open-loop load from a separate generator process (an upstream producer with its own
   ``linger.ms``, librdkafka's default 5 ms unless ``--generator-linger-ms`` says otherwise) at
@@ -57,11 +59,14 @@ from bench.e2e_procs import (
     start_scorer,
 )
 from bench.e2e_report import Drain, clean, report, steady_rate, summarize
+from bench.e2e_tracing import report as tracing_report
+from bench.e2e_tracing import tracing_phase
 from consumer.devtools.demo_data import write_demo_data
 from consumer.devtools.local_kafka import create_topics, default_cache_dir, kafka_cluster
 
 N_ITEMS, N_USERS, PARTITIONS = 100_000, 50_000, 4
 LOADS = (0.25, 0.5, 0.75)
+TRACED_JOBS = 20_000  # the tracing phase's backlog (bench/e2e_tracing.py)
 OUT = REPO / "bench" / "out"
 
 
@@ -188,7 +193,9 @@ def run_all(bench: Bench) -> dict[str, Any]:
     max_rate = statistics.median(d.jobs_per_s for d in one)
     _say(f"latency at 25/50/75% of {max_rate:,.0f} jobs/s, {o.latency_s:.0f} s each")
     levels = bench.latency(max_rate)
-    return summarize(one, two, passthrough, unbatched, naive, levels, _config(bench))
+    results = summarize(one, two, passthrough, unbatched, naive, levels, _config(bench))
+    results.update(tracing_phase(bench, min(n, TRACED_JOBS), max(2, o.repeats)))
+    return results
 
 
 def _foreign_cores(bench: Bench) -> float:
@@ -252,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = options_for(args.quick, args.max_wait_ms, args.linger_ms, args.generator_linger_ms)
     results = measure(options, os.environ)
-    print(json.dumps(clean(results)) if args.json else report(results))
+    text = report(results) + "\n" + tracing_report(results)
+    print(json.dumps(clean(results)) if args.json else text)
 
 
 if __name__ == "__main__":

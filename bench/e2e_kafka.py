@@ -66,9 +66,17 @@ class Backlog:
 
 
 def prefill(
-    bootstrap: str, topic: str, ids: tuple[NDArray[np.int64], NDArray[np.int64]], n_jobs: int
+    bootstrap: str,
+    topic: str,
+    ids: tuple[NDArray[np.int64], NDArray[np.int64]],
+    n_jobs: int,
+    traced_share: float | None = None,
 ) -> Backlog:
-    """Produce ``n_jobs`` realistic jobs as fast as the producer takes them."""
+    """Produce ``n_jobs`` realistic jobs as fast as the producer takes them.
+
+    With `traced_share`, every job carries a W3C ``traceparent`` (a traced upstream producer)
+    whose sampled flag is set on that share of the jobs.
+    """
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -94,11 +102,20 @@ def prefill(
     rng = np.random.default_rng(2024)
     for job in generate_jobs(rng, ids[0], ids[1], n_jobs, JobShape(), clock):
         value, key = encoder.encode(job), str(job.user_id).encode()
-        produce_waiting(producer, topic, value, key, report(len(job.candidates)))
+        headers = None if traced_share is None else _traceparent(rng, traced_share)
+        produce_waiting(producer, topic, value, key, report(len(job.candidates)), headers)
         producer.poll(0)
     if producer.flush(120) or failed:
         raise BenchError(f"backlog not fully delivered: {failed[:1]}")
     return Backlog(topic, _by_partition(acks))
+
+
+def _traceparent(
+    rng: np.random.Generator, sampled_share: float
+) -> list[tuple[str, str | bytes | None]]:
+    trace, span = rng.bytes(16).hex(), rng.bytes(8).hex()
+    flags = "01" if rng.random() < sampled_share else "00"
+    return [("traceparent", f"00-{trace}-{span}-{flags}".encode())]
 
 
 def _by_partition(acks: Sequence[tuple[int, int, int]]) -> dict[int, NDArray[np.int64]]:

@@ -20,11 +20,12 @@ import numpy as np
 from confluent_kafka import Producer
 
 from consumer.clock import SystemClock
-from consumer.config import load_config, read_config_file
+from consumer.config import Config, load_config, read_config_file
 from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from consumer.devtools.train import add_train_parser
 from consumer.errors import ConfigError, StreamScorerError
 from consumer.features.files import read_entity_csv
+from consumer.logs import configure_logging
 
 log = logging.getLogger("consumer.cli")
 
@@ -34,6 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     text, base = read_config_file(Path(args.config) if args.config else None)
     config = load_config(os.environ, text, base)
+    _configure_logs(args, config)
     log.info("starting with %r", config)
     if args.workers > 1:
         return run_workers(config, args.workers)
@@ -45,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     text, base = read_config_file(Path(args.config) if args.config else None)
     config = load_config(os.environ, text, base)
+    _configure_logs(args, config)
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -55,6 +58,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, handler)
     serve(config, stop)
     return 0
+
+
+def _configure_logs(args: argparse.Namespace, config: Config) -> None:
+    """Logging as configured (``[logs]``); ``--log-format`` wins over ``logs.format``."""
+    logs = config.logs
+    configure_logging(args.log_level, args.log_format or logs.format,
+                      logs.librdkafka_lines_per_s, logs.librdkafka_burst)  # fmt: skip
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -105,6 +115,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-scorer", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="log lines as text (default) or JSON"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the scoring service")
@@ -144,10 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level, args.log_format or "text")
     try:
         code: int = args.func(args)
     except ConfigError as exc:

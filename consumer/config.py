@@ -132,6 +132,26 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingConfig:
+    propagate: bool = True  # continue W3C trace context: ranked lists, dead letters, API answers
+    missing: str = "none"  # jobs/requests without one: "none" (no header) or "new_root"
+    spans: bool = False  # OpenTelemetry spans (needs the `otel` extra)
+    endpoint: str = ""  # OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces
+    sample_ratio: float = 0.01  # batches and requests started here; incoming sampled contexts win
+    service_name: str = "stream-scorer"
+    export_timeout_ms: int = 10_000
+    max_queue_spans: int = 8_192  # spans buffered for export; past it they are dropped
+    link_unsampled: bool = False  # batch span links also unsampled jobs' contexts (~12 us a job)
+
+
+@dataclass(frozen=True, slots=True)
+class LogsConfig:
+    format: str = "text"  # "text" or "json" (one object per line); --log-format overrides
+    librdkafka_lines_per_s: float = 5.0  # librdkafka's own lines past this rate are suppressed
+    librdkafka_burst: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -143,6 +163,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     base_dir: str = "."  # relative paths in the config resolve against this
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against the config file's directory."""
@@ -160,6 +182,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "delivery": DeliveryConfig,
     "server": ServerConfig,
     "api": ApiConfig,
+    "tracing": TracingConfig,
+    "logs": LogsConfig,
 }
 _PASSTHROUGH = ("consumer", "producer")
 
@@ -236,6 +260,11 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"expected an integer, got {value!r}", key=key) from exc
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"expected a number, got {value!r}", key=key) from exc
     return str(value)
 
 
@@ -250,12 +279,17 @@ _AT_LEAST: dict[str, int] = {
     "delivery.shutdown_timeout_s": 1,
     "models.reload_interval_s": 0,
     "api.max_batch_jobs": 1,
+    "tracing.export_timeout_ms": 1,
+    "tracing.max_queue_spans": 1,
+    "logs.librdkafka_burst": 1,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),
     "features.unavailable_policy": ("defaults", "pause"),
     "delivery.mode": ("at_least_once", "exactly_once"),
     "delivery.deadline_policy": ("score", "defaults", "dead_letter"),
+    "tracing.missing": ("none", "new_root"),
+    "logs.format": ("text", "json"),
 }
 _NOT_EMPTY = ("kafka.input_topic", "kafka.output_topic", "kafka.group_id")
 _PORTS = ("server.port", "api.port")
@@ -284,6 +318,11 @@ def _validate(config: Config) -> None:
         (config.delivery.deadline_policy != "dead_letter"
          or bool(config.delivery.dead_letter_topic), "delivery.dead_letter_topic",
          "required when delivery.deadline_policy = 'dead_letter'"),
+        (0.0 <= config.tracing.sample_ratio <= 1.0, "tracing.sample_ratio",
+         "must be between 0 and 1"),
+        (not config.tracing.spans or bool(config.tracing.endpoint), "tracing.endpoint",
+         "required when tracing.spans = true"),
+        (config.logs.librdkafka_lines_per_s > 0, "logs.librdkafka_lines_per_s", "must be > 0"),
     ]  # fmt: skip
     for ok, key, reason in checks:
         if not ok:

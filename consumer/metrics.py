@@ -2,11 +2,21 @@
 
 No metric is registered at import time: tests and multiple scorers in one process each build a
 `Metrics` on their own `CollectorRegistry`. Names are a contract with dashboards and alert rules.
+The registry also gets the process collectors (`consumer.process_metrics`); `exposition` renders
+it without the ``*_created`` series. `Metrics.for_api` is the standalone ranking API's subset:
+defined like the rest, exported only if it is ever updated there.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import copy
+from collections.abc import Collection, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+
+from consumer.process_metrics import register_process_metrics
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -18,13 +28,32 @@ STAGES = ("poll", "decode", "features", "score", "encode", "produce", "commit")
 class Metrics:
     """The service's metrics on one registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, exported: Collection[str] | None = None
+    ) -> None:
+        """Every metric on `registry`; with `exported`, only those attributes stay registered
+        (the others still count, unseen)."""
         self.registry = registry
         ns = "stream_scorer"
         self._define_stream(ns, registry)
         self._define_delivery(ns, registry)
         self._define_features(ns, registry)
         self._define_api(ns, registry)
+        self._define_observability(ns, registry)
+        if exported is not None:
+            self._unregister_except(exported)
+
+    @classmethod
+    def for_api(cls, registry: CollectorRegistry, remote_features: bool) -> Metrics:
+        """The metrics `stream-scorer serve` updates: no Kafka loop, feature-store client only
+        when features come over HTTP."""
+        exported = API_METRICS | (FEATURE_METRICS if remote_features else frozenset())
+        return cls(registry, exported)
+
+    def _unregister_except(self, exported: Collection[str]) -> None:
+        for name, value in list(vars(self).items()):
+            if isinstance(value, MetricWrapperBase) and name not in exported:
+                self.registry.unregister(value)
 
     def _define_stream(self, ns: str, registry: CollectorRegistry) -> None:
         """The Kafka loop: throughput, stages, latency, lag, models served."""
@@ -232,3 +261,55 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+
+    def _define_observability(self, ns: str, registry: CollectorRegistry) -> None:
+        """Trace context dropped as malformed; the process collectors (RSS, CPU, fds, GC)."""
+        self.trace_context_dropped = Counter(
+            "trace_context_dropped",
+            "Malformed trace context headers ignored, by source (kafka|http) and header.",
+            ["source", "header"],
+            namespace=ns,
+            registry=registry,
+        )
+        register_process_metrics(registry)
+
+
+FEATURE_METRICS = frozenset({
+    "feature_request_seconds", "feature_errors", "feature_rows", "feature_missing",
+    "feature_cache_hits", "feature_cache_misses", "feature_breaker_open",
+})  # fmt: skip
+API_METRICS = frozenset({
+    "model_info", "model_reloads", "api_requests", "api_request_seconds", "api_batch_size_jobs",
+    "api_predictions", "trace_context_dropped",
+})  # fmt: skip
+
+
+class _WithoutCreated:
+    """A registry's metrics without their ``*_created`` samples (creation timestamps: ~one extra
+    series per counter and histogram that no dashboard or rule reads)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            created = metric.name + "_created"
+            kept = [s for s in metric.samples if s.name != created]
+            if len(kept) != len(metric.samples):
+                metric = copy.copy(metric)
+                metric.samples = kept
+            yield metric
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition of `registry`, ``*_created`` series left out.
+
+    Filtered here rather than with prometheus_client's process-wide `disable_created_metrics`,
+    which would change every registry in the process.
+    """
+    return generate_latest(_WithoutCreated(registry))
+
+
+def family_names(registry: CollectorRegistry) -> Iterable[tuple[str, str]]:
+    """(name, type) of every metric family a scrape of `registry` shows."""
+    return ((m.name, m.type) for m in _WithoutCreated(registry).collect())

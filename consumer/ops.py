@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from consumer.clock import Clock
+from consumer.metrics import exposition
 from consumer.stream.loop import LoopState
 
 Probe = Callable[[], tuple[bool, dict[str, object]]]  # (passing, JSON body)
@@ -24,7 +25,7 @@ def add_ops_routes(app: web.Application, registry: CollectorRegistry, alive: Pro
     """Add /metrics, /healthz and /readyz to `app` (200 while a probe passes, else 503)."""
 
     async def metrics(_request: web.Request) -> web.Response:
-        body = generate_latest(registry)
+        body = exposition(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def answer(probe: Probe) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -26,6 +26,8 @@ from consumer.ops import build_app, start_server
 from consumer.stream.kafka import KafkaSink, KafkaSource
 from consumer.stream.loop import LoopState, ScoringLoop
 from consumer.stream.records import RebalanceHook, Source
+from consumer.stream.tracing import StreamTracing
+from consumer.tracing import build_spans
 from consumer.wiring import (
     build_feature_source,
     build_processor,
@@ -64,6 +66,8 @@ class Service:
             config, build_schema_registry(config), self.models, Scorer(), self.fetcher, self.clock
         )
         self.state = LoopState()
+        self.spans = build_spans(config.tracing, worker_index)  # None unless tracing.spans
+        self.tracing = StreamTracing(config.tracing, self.metrics, self.spans)
         self.http_port: int | None = None
         self._http_runner: web.AppRunner | None = None
 
@@ -97,7 +101,7 @@ class Service:
             )
             loop = ScoringLoop(
                 self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
-                self.state, overlap_fetch=self.fetcher.remote,
+                self.state, overlap_fetch=self.fetcher.remote, tracing=self.tracing,
             )  # fmt: skip
             watcher.start()
             if self.config.api.enabled:
@@ -111,7 +115,8 @@ class Service:
 
     def start_api(self) -> RankingApi:
         """Serve the ranking API on the bridge's event loop, beside the Kafka loop."""
-        api = RankingApi.create(self.config, self.models, self.fetcher, self.metrics, self.clock)
+        api = RankingApi.create(self.config, self.models, self.fetcher, self.metrics, self.clock,
+                                spans=self.spans)  # fmt: skip
         cfg = self.config.api
         self.bridge.call(api.start(cfg.host, cfg.port), 10.0)
         return api
@@ -126,3 +131,5 @@ class Service:
             self._http_runner = None
         self.bridge.call(self.features.close(), 10.0)
         self.bridge.close()
+        if self.spans is not None:
+            self.spans.shutdown()

@@ -27,6 +27,7 @@ from consumer.clock import SystemClock
 from consumer.config import Config
 from consumer.errors import StreamScorerError
 from consumer.features.source import FeatureSource
+from consumer.logs import bind_worker
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.service import Service
@@ -72,6 +73,7 @@ def run_worker(
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    bind_worker(index)
     service = Service(config, worker_index=index, models=models, features=features)
     freeze_startup_heap()
     if config.server.enabled:

@@ -36,15 +36,18 @@ from prometheus_client import CollectorRegistry
 
 from consumer.api.batcher import Answer, Failure, MicroBatcher, SerializedScorer
 from consumer.api.codec import AVRO_TYPES, JSON_TYPES, RankRequest, parse_avro, parse_json, render
+from consumer.api.tracing import HttpTracing
 from consumer.clock import Clock, SystemClock
-from consumer.config import ApiConfig, Config
+from consumer.config import ApiConfig, Config, TracingConfig
 from consumer.errors import PoisonMessageError, TransportError
 from consumer.features.fetcher import FeatureFetcher
+from consumer.logs import log_context
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
 from consumer.ops import add_ops_routes, start_server
 from consumer.stream.processor import BatchProcessor
+from consumer.tracing import Spans, build_spans
 from consumer.wiring import (
     build_feature_source,
     build_processor,
@@ -77,7 +80,9 @@ class RankingApi:
         models: ModelRegistry | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         retry_after_s: int = 1,
+        tracing: HttpTracing | None = None,
     ) -> None:
+        self._tracing = tracing or HttpTracing(TracingConfig(), metrics)
         self.batcher = MicroBatcher(processor, metrics, config.max_wait_ms / 1000,
                                     config.max_batch_jobs, WORKERS, retry_after_s)  # fmt: skip
         self._fetcher = fetcher
@@ -100,14 +105,17 @@ class RankingApi:
         clock: Clock,
         scorer: Scorer | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        spans: Spans | None = None,
     ) -> RankingApi:
-        """The API over `models` and `fetcher` with its own kernel (one `Scorer` per thread)."""
+        """The API over `models` and `fetcher` with its own kernel (one `Scorer` per thread);
+        request spans on `spans` when tracing spans are on."""
         schemas = build_schema_registry(config)
         processor = build_processor(
             config, schemas, models, scorer or SerializedScorer(), fetcher, clock
         )
+        tracing = HttpTracing(config.tracing, metrics, spans)
         return cls(processor, fetcher, JobDecoder(schemas), metrics, clock, config.api, models,
-                   timeout_ms, config.features.breaker_reset_s)  # fmt: skip
+                   timeout_ms, config.features.breaker_reset_s, tracing)  # fmt: skip
 
     def build_app(self, ops: bool = False) -> web.Application:
         """The application; ``ops`` adds /metrics, /healthz and /readyz (standalone serving)."""
@@ -140,9 +148,13 @@ class RankingApi:
 
     async def _rank(self, request: web.Request) -> web.Response:
         started = time.monotonic()
-        status, body, headers = await self._answer(request, started)
+        trace = self._tracing.begin(request.headers.items(), RANK_PATH)
+        with log_context(**trace.log_fields()):
+            status, body, headers = await self._answer(request, started)
+        headers.update(trace.response_headers())
         self._metrics.api_requests.labels(RANK_PATH, str(status)).inc()
         self._metrics.api_request_seconds.labels(RANK_PATH).observe(time.monotonic() - started)
+        trace.end(status, _span_attributes(body))
         return web.json_response(body, status=status, headers=headers)
 
     async def _answer(
@@ -202,6 +214,17 @@ class _Refused(Exception):
         self.failure = failure
 
 
+def _span_attributes(body: dict[str, Any]) -> dict[str, str | float]:
+    """What a request span records of its answer: ids, model, error, stage times."""
+    out: dict[str, str | float] = {}
+    for key in ("request_id", "model", "model_version", "error"):
+        if body.get(key) is not None:
+            out[f"scorer.{key}"] = str(body[key])
+    for stage, ms in body.get("timings_ms", {}).items():
+        out[f"scorer.{stage}_ms"] = float(ms)
+    return out
+
+
 def _timings_ms(answer: Answer, total_s: float) -> dict[str, float]:
     seconds = {"queue": answer.queue_s, "features": answer.features_s,
                "score": answer.score_s, "total": total_s}  # fmt: skip
@@ -226,7 +249,7 @@ def serve(
 ) -> None:
     """Run the API alone until `stop` is set (``stream-scorer serve``)."""
     clock = SystemClock()
-    metrics = Metrics(registry or CollectorRegistry())
+    metrics = Metrics.for_api(registry or CollectorRegistry(), config.features.source == "http")
     models = load_models(config)
     publish_model_info(models, metrics)
     watcher = ModelWatcher(models, metrics, config.models.reload_interval_s)
@@ -246,7 +269,8 @@ async def _serve(
     on_started: Callable[[int], None] | None,
 ) -> None:
     features = build_feature_source(config, metrics, clock)
-    api = RankingApi.create(config, models, FeatureFetcher(features), metrics, clock)
+    spans = build_spans(config.tracing)
+    api = RankingApi.create(config, models, FeatureFetcher(features), metrics, clock, spans=spans)
     try:
         port = await api.start(config.api.host, config.api.port, ops=True)
         if on_started is not None:
@@ -257,3 +281,5 @@ async def _serve(
     finally:
         await api.stop()
         await features.close()
+        if spans is not None:
+            await asyncio.to_thread(spans.shutdown)

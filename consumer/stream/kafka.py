@@ -3,6 +3,8 @@
 `KafkaSource` wraps the consumer (subscription, rebalance callbacks, batched polls, commits,
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
 librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
+librdkafka's own log lines go to the rate-limited ``consumer.librdkafka`` logger
+(`consumer.logs.librdkafka_logger`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.errors import FatalKafkaError, TransactionAbortedError, TransportError
+from consumer.logs import librdkafka_logger
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, Token
 from consumer.stream.records import TopicPartition as TP
 
@@ -50,7 +53,7 @@ class KafkaSource:
         conf.update(extra)
         conf["on_commit"] = self._committed
         self._commit_failures: deque[dict[TP, int]] = deque()
-        self._consumer = Consumer(conf, logger=log)
+        self._consumer = Consumer(conf, logger=librdkafka_logger())
         self._hooks = (on_assign, on_revoke)
         self._consumer.subscribe(
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
@@ -155,7 +158,16 @@ def _convert(msg: Message) -> InMessage:
         key=msg.key(),
         value=msg.value(),
         timestamp_ms=ts,
+        headers=_headers(msg),
     )
+
+
+def _headers(msg: Message) -> tuple[tuple[str, bytes | None], ...]:
+    raw = msg.headers()
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in items)
 
 
 class KafkaSink:
@@ -171,7 +183,7 @@ class KafkaSink:
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(extra)
-        self._producer = Producer(conf, logger=log)
+        self._producer = Producer(conf, logger=librdkafka_logger())
         self._deliveries: deque[Delivery] = deque()
 
     def produce(

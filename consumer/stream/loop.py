@@ -35,6 +35,7 @@ from consumer.stream.records import (
     TopicPartition,
     TransactionalSink,
 )
+from consumer.stream.tracing import BatchTrace, StreamTracing
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,13 @@ class ScoringLoop(Generic[P]):
         clock: Clock,
         state: LoopState | None = None,
         overlap_fetch: bool = False,
+        tracing: StreamTracing | None = None,
     ) -> None:
         self._cfg = config
+        # Trace context of each job continued on its outputs (None or inactive: no trace work);
+        # delivered batches whose spans end at the next delivery service wait in _open_traces.
+        self._tracing = tracing if tracing is not None and tracing.active else None
+        self._open_traces: list[BatchTrace] = []
         # Overlapped: batch N+1 is decoded and its feature fetch started before batch N is scored
         # and delivered, so a remote feature store's latency overlaps CPU work.
         self._overlap = overlap_fetch
@@ -101,6 +107,7 @@ class ScoringLoop(Generic[P]):
         finally:
             self.state.running = False
             self._shutdown()
+            self._close_traces()
 
     def step(self) -> None:
         """One iteration: poll, process, deliver, serve acknowledgements, refresh lag."""
@@ -120,6 +127,8 @@ class ScoringLoop(Generic[P]):
         t1 = self._clock.monotonic()
         self._delivery.service(0)
         self._metrics.stages["commit"].observe(self._clock.monotonic() - t1)
+        if self._open_traces:
+            self._close_traces()
         if now >= self._next_lag:
             self._next_lag = now + LAG_INTERVAL_S
             self._refresh_lag()
@@ -170,29 +179,46 @@ class ScoringLoop(Generic[P]):
 
     def _deliver(self, batch: list[InMessage], outcome: BatchOutcome) -> None:
         self._record(outcome, len(batch))
+        trace = None if self._tracing is None else self._tracing.start(batch, outcome)
         t0 = self._clock.monotonic()
         try:
-            self._delivery.deliver(batch, self._records(batch, outcome))
+            self._delivery.deliver(batch, self._records(batch, outcome, trace))
         except TransactionAbortedError:
             return  # rewound to the batch's first offsets: the next poll re-reads it
         finally:
             self._metrics.stages["produce"].observe(self._clock.monotonic() - t0)
+            if trace is not None:
+                trace.delivered()
+                self._open_traces.append(trace)
         self._backoff = MIN_BACKOFF_S
 
-    def _records(self, batch: list[InMessage], outcome: BatchOutcome) -> list[OutRecord]:
+    def _close_traces(self) -> None:
+        for trace in self._open_traces:
+            trace.committed()
+        self._open_traces.clear()
+
+    def _records(
+        self, batch: list[InMessage], outcome: BatchOutcome, trace: BatchTrace | None = None
+    ) -> list[OutRecord]:
         topic = self._cfg.kafka.output_topic
-        records = [
-            OutRecord(topic, o.key, o.value, o.headers, batch[o.position]) for o in outcome.outputs
-        ]
+        if trace is None:
+            records = [OutRecord(topic, o.key, o.value, o.headers, batch[o.position])
+                       for o in outcome.outputs]  # fmt: skip
+        else:
+            records = [OutRecord(topic, o.key, o.value, o.headers + trace.headers(o.position, o),
+                                 batch[o.position]) for o in outcome.outputs]  # fmt: skip
         dlq = self._cfg.delivery.dead_letter_topic
         now_ms = self._clock.now_ms()
         for rej in outcome.rejected:
             msg = batch[rej.position]
+            extra = [] if trace is None else trace.headers(rej.position, rej)
             if dlq:
-                records.append(dead_letter(dlq, msg, rej, now_ms))
+                records.append(dead_letter(dlq, msg, rej, now_ms, extra))
                 self._metrics.dead_letters.labels(rej.kind).inc()
+            fields = None if trace is None else trace.log_fields(rej.position)
             log.warning("%s %s[%d]@%d (%s): %s", "dead-lettering" if dlq else "skipping",
-                        msg.topic, msg.partition, msg.offset, rej.kind, rej.reason)  # fmt: skip
+                        msg.topic, msg.partition, msg.offset, rej.kind, rej.reason,
+                        extra=fields)  # fmt: skip
         return records
 
     def _record(self, outcome: BatchOutcome, size: int) -> None:

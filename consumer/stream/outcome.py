@@ -34,6 +34,7 @@ class BatchOutcome:
     jobs: dict[str, int] = field(default_factory=dict)  # jobs scored, by model name
     e2e_ms: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_started: dict[str, float] = field(default_factory=dict)  # time.perf_counter()
     degraded: int = 0  # jobs scored with default features
     late: int = 0  # jobs older than the deadline when scored
     shadow_overlap: dict[tuple[str, str], list[float]] = field(default_factory=dict)

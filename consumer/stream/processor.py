@@ -140,6 +140,7 @@ class BatchProcessor:
             raise TransportError(f"schema registry unavailable: {exc}") from exc
         outcome.rejected.extend(Rejected(p, _decode_kind(e), str(e)) for p, e in decoded.errors)
         outcome.stage_seconds["decode"] = time.perf_counter() - t0
+        outcome.stage_started["decode"] = t0
         return self._prepare(decoded.jobs, decoded.indices, outcome, self._fetch_timeout_s)
 
     def finish(self, pending: PendingBatch) -> BatchOutcome:
@@ -150,6 +151,7 @@ class BatchProcessor:
         for group in groups:
             self._encode(group, outcome)
         outcome.stage_seconds["encode"] = time.perf_counter() - t1
+        outcome.stage_started["encode"] = t1
         outcome.rejected.sort(key=lambda r: r.position)
         outcome.outputs.sort(key=lambda o: o.position)  # keep each partition's input order
         return outcome
@@ -198,6 +200,7 @@ class BatchProcessor:
                     f"features not fetched within {pending.timeout_s:.3f}s"
                 ) from exc
             pending.outcome.stage_seconds["features"] = time.perf_counter() - pending.started
+            pending.outcome.stage_started["features"] = pending.started
         return self._score_routes(
             pending.snapshot, pending.routes, features, pending.positions,
             pending.outcome,
@@ -293,6 +296,7 @@ class BatchProcessor:
             e2e.append(scored_at - jobs.created_at_ms)
         outcome.e2e_ms = np.concatenate(e2e)
         outcome.stage_seconds["score"] = time.perf_counter() - t0
+        outcome.stage_started["score"] = t0
         return groups
 
     def _rank(self, model: LRModel, jobs: JobColumns, features: BatchFeatures) -> RankedBatch:

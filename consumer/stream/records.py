@@ -4,8 +4,9 @@ Everything here is plain Python (frozen, slotted records and `Protocol`s): no li
 reaches past `consumer.stream.kafka`, so the loop, the delivery modes, the dead-letter writer and
 the test fakes name these types without importing confluent_kafka.
 
-- `InMessage`: one consumed record. `OutRecord`: one record to produce and the input it finishes.
-  `Delivery`: the broker's answer for one produced record, tagged with that input.
+- `InMessage`: one consumed record, headers included. `OutRecord`: one record to produce and the
+  input it finishes. `Delivery`: the broker's answer for one produced record, tagged with that
+  input.
 - `Source` / `Sink` / `TransactionalSink`: the consumer and producer as the loop sees them
   (`KafkaSource`/`KafkaSink` in production, fakes in unit tests; the contract suite runs the same
   cases against both).
@@ -34,6 +35,7 @@ class InMessage:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes | None], ...] = ()  # as consumed (trace context among them)
 
 
 @dataclass(frozen=True, slots=True)

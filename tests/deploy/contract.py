@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from consumer.process_metrics import GcPauseCollector
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 RULES_DIR = DEPLOY / "prometheus" / "rules"
@@ -64,6 +66,8 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_request_seconds": MetricSpec("histogram", ("path",)),
     "stream_scorer_api_batch_size_jobs": MetricSpec("histogram"),
     "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
+    "stream_scorer_trace_context_dropped": MetricSpec("counter", ("source", "header")),
+    "stream_scorer_gc_pause_seconds": MetricSpec("histogram", ("generation",)),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -77,6 +81,19 @@ def exported_names() -> dict[str, str]:
 
 
 RAW_NAME = re.compile(r"\bstream_scorer_[a-z0-9_]+")
+PROCESS_NAME = re.compile(r"\b(?:process|python)_[a-z0-9_]+")
+
+
+def process_names() -> set[str]:
+    """Series names of the process collectors a scorer's registry exports (process_*, python_*):
+    the rules and the dashboard may read these besides the contract."""
+    from consumer.metrics import Metrics  # the real registry, not a stand-in
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    return {s.name for m in registry.collect() for s in m.samples if PROCESS_NAME.fullmatch(s.name)}
+
+
 RECORDED_NAME = re.compile(r"\bstream_scorer:[a-z0-9_:]+")
 
 
@@ -136,6 +153,9 @@ SAMPLE_LABELS = {
     "shadow": "demo-lr-next",
     "path": "/v1/rank",
     "status": "200",
+    "source": "kafka",
+    "header": "traceparent",
+    "generation": "0",
 }
 
 
@@ -156,6 +176,8 @@ def feed(registry: CollectorRegistry, step: int = 1) -> None:
     """Give every contract metric a sample (call repeatedly: counters then have a rate)."""
     for name, spec in CONTRACT.items():
         metric = collector(registry, name, spec)
+        if isinstance(metric, GcPauseCollector):
+            continue  # reports the process's own pauses
         if spec.labels:
             metric = metric.labels(**{label: SAMPLE_LABELS[label] for label in spec.labels})
         if spec.kind == "counter":

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer.metrics import Metrics
 from tests.deploy.contract import (
     CONTRACT,
+    PROCESS_NAME,
     RAW_NAME,
     RECORDED_NAME,
     RULE_TESTS_DIR,
@@ -24,6 +25,7 @@ from tests.deploy.contract import (
     feed,
     load_dashboard,
     load_yaml,
+    process_names,
     recorded_names,
     rule_texts,
     rules,
@@ -128,4 +130,20 @@ def test_rule_unit_tests_feed_only_contract_metrics() -> None:
         for case in load_yaml(path)["tests"]:
             for series in case["input_series"]:
                 name = str(series["series"]).split("{", 1)[0]
-                assert name == "up" or name in exported_names(), (path.name, name)
+                known = name == "up" or name in exported_names() or name in process_names()
+                assert known, (path.name, name)
+
+
+def test_process_series_the_rules_and_dashboard_read_are_exported() -> None:
+    texts = [*rule_texts(), *dashboard_texts(load_dashboard())]
+    used = {name for text in texts for name in PROCESS_NAME.findall(text)}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= used
+    assert used <= process_names(), sorted(used - process_names())
+
+
+def test_rules_and_dashboard_cover_memory_gc_pauses_and_dropped_trace_context() -> None:
+    alerts = {str(rule["alert"]): str(rule["expr"]) for rule in rules() if "alert" in rule}
+    assert "process_resident_memory_bytes" in " ".join(r["expr"] for r in rules())
+    for alert in ("StreamScorerMemoryGrowing", "StreamScorerGcPauses",
+                  "StreamScorerTraceContextDropped"):  # fmt: skip
+        assert alert in alerts, alert

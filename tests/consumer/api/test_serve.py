@@ -72,6 +72,16 @@ def test_serve_alone_until_stop(data: DemoData) -> None:
         metrics = get(ports[0], "/metrics")[1]
         assert 'stream_scorer_api_requests_total{path="/v1/rank",status="200"} 1.0' in metrics
         assert 'stream_scorer_model_info{model="demo-lr",version="v1"} 1.0' in metrics
+        # Only what serving the API updates: no Kafka loop, no feature-store client (files).
+        assert "process_resident_memory_bytes" in metrics
+        for absent in (
+            "stream_scorer_jobs_consumed",
+            "stream_scorer_consumer_lag",
+            "stream_scorer_stage_seconds",
+            "stream_scorer_feature_",
+            "_created",
+        ):
+            assert absent not in metrics, absent  # fmt: skip
     finally:
         stop.set()
         thread.join(15)
