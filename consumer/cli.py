@@ -25,7 +25,7 @@ from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, pro
 from consumer.devtools.train import add_train_parser
 from consumer.errors import ConfigError, StreamScorerError
 from consumer.features.files import read_entity_csv
-from consumer.logs import configure_logging
+from consumer.telemetry.logs import configure_logging
 
 log = logging.getLogger("consumer.cli")
 

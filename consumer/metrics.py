@@ -2,7 +2,7 @@
 
 No metric is registered at import time: tests and multiple scorers in one process each build a
 `Metrics` on their own `CollectorRegistry`. Names are a contract with dashboards and alert rules.
-The registry also gets the process collectors (`consumer.process_metrics`); `exposition` renders
+The registry also gets the process collectors (`consumer.telemetry.process`); `exposition` renders
 it without the ``*_created`` series. `Metrics.for_api` is the standalone ranking API's subset:
 defined like the rest, exported only if it is ever updated there.
 """
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
-from consumer.process_metrics import register_process_metrics
+from consumer.telemetry.process import register_process_metrics
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)

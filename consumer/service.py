@@ -27,7 +27,7 @@ from consumer.stream.kafka import KafkaSink, KafkaSource
 from consumer.stream.loop import LoopState, ScoringLoop
 from consumer.stream.records import RebalanceHook, Source
 from consumer.stream.tracing import StreamTracing
-from consumer.tracing import build_spans
+from consumer.telemetry.tracing import build_spans
 from consumer.wiring import (
     build_feature_source,
     build_processor,

@@ -27,10 +27,10 @@ from consumer.clock import SystemClock
 from consumer.config import Config
 from consumer.errors import StreamScorerError
 from consumer.features.source import FeatureSource
-from consumer.logs import bind_worker
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.service import Service
+from consumer.telemetry.logs import bind_worker
 from consumer.wiring import build_feature_source, load_models
 
 log = logging.getLogger(__name__)

@@ -41,13 +41,13 @@ from consumer.clock import Clock, SystemClock
 from consumer.config import ApiConfig, Config, TracingConfig
 from consumer.errors import PoisonMessageError, TransportError
 from consumer.features.fetcher import FeatureFetcher
-from consumer.logs import log_context
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
 from consumer.ops import add_ops_routes, start_server
 from consumer.stream.processor import BatchProcessor
-from consumer.tracing import Spans, build_spans
+from consumer.telemetry.logs import log_context
+from consumer.telemetry.tracing import Spans, build_spans
 from consumer.wiring import (
     build_feature_source,
     build_processor,

@@ -2,9 +2,9 @@
 
 The response carries ``traceparent`` (and the request's ``tracestate``) with the request's trace
 id and flags and the scorer's span id as the parent, like a ranked list on the stream
-(`consumer.tracing.continue_context`). A malformed header is ignored and counted in
+(`consumer.telemetry.tracing.continue_context`). A malformed header is ignored and counted in
 ``stream_scorer_trace_context_dropped_total{source="http"}``; it never fails the request.
-With spans on, the request's span (`consumer.otel`) is that parent.
+With spans on, the request's span (`consumer.telemetry.otel`) is that parent.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from consumer.config import TracingConfig
 from consumer.metrics import Metrics
-from consumer.tracecontext import TraceContext, extract, new_span_ids
-from consumer.tracing import RequestSpan, Spans, continue_context
+from consumer.telemetry.tracecontext import TraceContext, extract, new_span_ids
+from consumer.telemetry.tracing import RequestSpan, Spans, continue_context
 
 
 class RequestTrace:

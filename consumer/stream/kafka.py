@@ -4,7 +4,7 @@
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
 librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
 librdkafka's own log lines go to the rate-limited ``consumer.librdkafka`` logger
-(`consumer.logs.librdkafka_logger`).
+(`consumer.telemetry.logs.librdkafka_logger`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.errors import FatalKafkaError, TransactionAbortedError, TransportError
-from consumer.logs import librdkafka_logger
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, Token
 from consumer.stream.records import TopicPartition as TP
+from consumer.telemetry.logs import librdkafka_logger
 
 log = logging.getLogger(__name__)
 

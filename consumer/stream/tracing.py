@@ -1,5 +1,6 @@
 """Trace context through the stream: each job's context read from its headers and continued on
-its ranked list or dead-letter record (`consumer.tracing` has the rules and the span protocols).
+its ranked list or dead-letter record (`consumer.telemetry.tracing` has the rules and the span
+protocols).
 
 `StreamTracing.start` runs once per delivered batch: headers are parsed only for records that
 have some (a record without headers costs one truth test), malformed values are counted in
@@ -16,8 +17,8 @@ from consumer.config import TracingConfig
 from consumer.metrics import Metrics
 from consumer.stream.outcome import BatchOutcome, Output, Rejected
 from consumer.stream.records import InMessage
-from consumer.tracecontext import TraceContext, extract, new_span_ids
-from consumer.tracing import BatchSpans, Spans, continue_context
+from consumer.telemetry.tracecontext import TraceContext, extract, new_span_ids
+from consumer.telemetry.tracing import BatchSpans, Spans, continue_context
 
 
 class BatchTrace:

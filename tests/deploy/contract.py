@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from consumer.process_metrics import GcPauseCollector
+from consumer.telemetry.process import GcPauseCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

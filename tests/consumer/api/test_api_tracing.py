@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from consumer.devtools.demo_data import DemoData, write_demo_data
-from consumer.tracecontext import parse_traceparent
+from consumer.telemetry.tracecontext import parse_traceparent
 from tests.consumer.api.test_server import as_json, job, make_api
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -13,7 +13,7 @@ from consumer.metrics import Metrics
 from consumer.stream.loop import ScoringLoop
 from consumer.stream.records import RebalanceHook, Source, TopicPartition
 from consumer.stream.tracing import StreamTracing
-from consumer.tracecontext import parse_traceparent
+from consumer.telemetry.tracecontext import parse_traceparent
 from tests.consumer.fakes import FakePending, FakeProcessor, FakeSink, FakeSource
 
 P0: TopicPartition = ("jobs", 0)
@@ -36,8 +36,8 @@ def run_loop(
 
     def make_source(on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
         source = FakeSource({P0: [value for value, _ in jobs]}, on_assign, on_revoke)
-        source.queues[P0] = [
-            replace(m, headers=h) for m, (_, h) in zip(source.queues[P0], jobs, strict=True)
+        source.broker.logs[P0] = [
+            replace(m, headers=h) for m, (_, h) in zip(source.broker.logs[P0], jobs, strict=True)
         ]
         return source
 

@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from consumer.devtools.demo_data import DemoData, write_demo_data
 from consumer.devtools.local_kafka import create_topics
 from consumer.devtools.ranked_reader import headers_of
-from consumer.tracecontext import parse_traceparent
+from consumer.telemetry.tracecontext import parse_traceparent
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
 from tests.consumer.kafka_support import (
@@ -28,7 +28,7 @@ from tests.consumer.kafka_support import (
     scorer_config,
     wait_until,
 )
-from tests.consumer.otlp_receiver import otlp_receiver
+from tests.consumer.telemetry.otlp_receiver import otlp_receiver
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
 """OpenTelemetry spans of the stream and the ranking API (the ``otel`` extra).
 
-Imported only by `consumer.tracing.build_spans` when ``tracing.spans`` is on. One
+Imported only by `consumer.telemetry.tracing.build_spans` when ``tracing.spans`` is on. One
 `TracerProvider` per worker (never the global one), exporting through a `BatchSpanProcessor`
 with the OTLP/HTTP exporter to ``tracing.endpoint``; tests hand `OtelSpans.with_processor` an
 in-memory exporter instead.
@@ -47,7 +47,7 @@ from opentelemetry.util.types import AttributeValue
 from consumer.config import TracingConfig
 from consumer.stream.outcome import BatchOutcome, Output, Rejected
 from consumer.stream.records import InMessage
-from consumer.tracecontext import TraceContext
+from consumer.telemetry.tracecontext import TraceContext
 
 STAGES = ("decode", "features", "score", "encode")  # timed by the processor
 MAX_LINKS = 4_096  # every job of a batch is linked (batch.max_jobs is 512 by default)

@@ -19,15 +19,15 @@ from consumer.clock import ManualClock
 from consumer.config import BatchConfig, Config, DeliveryConfig, KafkaConfig, TracingConfig
 from consumer.errors import ConfigError
 from consumer.metrics import Metrics
-from consumer.otel import OtelSpans
 from consumer.stream.loop import ScoringLoop
 from consumer.stream.outcome import BatchOutcome
 from consumer.stream.records import RebalanceHook, Source, TopicPartition
 from consumer.stream.tracing import StreamTracing
-from consumer.tracecontext import parse_traceparent
-from consumer.tracing import build_spans
+from consumer.telemetry.otel import OtelSpans
+from consumer.telemetry.tracecontext import parse_traceparent
+from consumer.telemetry.tracing import build_spans
 from tests.consumer.fakes import FakePending, FakeProcessor, FakeSink, FakeSource
-from tests.consumer.otlp_receiver import otlp_receiver
+from tests.consumer.telemetry.otlp_receiver import otlp_receiver
 
 P0: TopicPartition = ("jobs", 0)
 TRACES = [b"%032x" % (i + 1) for i in range(4)]
@@ -57,7 +57,7 @@ def run(spans: OtelSpans, tracing: TracingConfig, jobs: list[tuple[bytes, bytes]
 
     def make_source(on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
         source = FakeSource({P0: [value for value, _ in jobs]}, on_assign, on_revoke)
-        queue = source.queues[P0]
+        queue = source.broker.logs[P0]
         for i, (_, flags) in enumerate(jobs):
             if flags:
                 parent = b"00-" + TRACES[i] + b"-" + PARENT + b"-" + flags
@@ -168,7 +168,8 @@ def test_new_roots_are_recorded_at_the_sample_ratio() -> None:
 
 def test_spans_off_imports_no_opentelemetry() -> None:
     code = ("import sys\nfrom consumer.config import TracingConfig\n"
-            "from consumer.service import Service\nfrom consumer.tracing import build_spans\n"
+            "from consumer.service import Service\n"
+            "from consumer.telemetry.tracing import build_spans\n"
             "assert build_spans(TracingConfig()) is None\n"
             "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -6,7 +6,7 @@ Two layers, both configured by ``[tracing]`` (`consumer.config.TracingConfig`):
   is continued on what the scorer writes, with the scorer's own span id as the parent
   (`continue_context`). Jobs without one get none, or a new root (``tracing.missing``).
 - **Spans** (``tracing.spans = true``, the ``otel`` extra): `build_spans` imports
-  `consumer.otel` and returns its `Spans`; with spans off it returns None and nothing of
+  `consumer.telemetry.otel` and returns its `Spans`; with spans off it returns None and nothing of
   OpenTelemetry is imported or called: the loop and the API skip every span step on a None check.
 
 The protocols below are what the loop and the API see of the span layer, so neither imports it.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from consumer.errors import ConfigError
-from consumer.tracecontext import TraceContext, new_root
+from consumer.telemetry.tracecontext import TraceContext, new_root
 
 if TYPE_CHECKING:
     from consumer.config import TracingConfig
@@ -57,7 +57,7 @@ class RequestSpan(Protocol):
 
 
 class Spans(Protocol):
-    """OpenTelemetry spans of one worker (`consumer.otel.OtelSpans`)."""
+    """OpenTelemetry spans of one worker (`consumer.telemetry.otel.OtelSpans`)."""
 
     def stream_batch(
         self, batch: Sequence[InMessage], contexts: Sequence[TraceContext | None],
@@ -76,7 +76,7 @@ def build_spans(config: TracingConfig, worker_index: int = 0) -> Spans | None:
     if not config.spans:
         return None
     try:
-        from consumer.otel import OtelSpans
+        from consumer.telemetry.otel import OtelSpans
     except ImportError as exc:
         raise ConfigError(
             "tracing.spans needs OpenTelemetry: pip install 'stream-scorer[otel]'",

@@ -8,7 +8,7 @@ import os
 from prometheus_client import CollectorRegistry, generate_latest
 
 from consumer.metrics import Metrics, exposition, family_names
-from consumer.process_metrics import gc_pauses
+from consumer.telemetry.process import gc_pauses
 
 
 def scrape(registry: CollectorRegistry) -> dict[str, float]:

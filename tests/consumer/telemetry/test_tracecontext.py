@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.tracecontext import (
+from consumer.telemetry.tracecontext import (
     TRACEPARENT,
     TRACESTATE,
     TraceContext,
@@ -14,7 +14,7 @@ from consumer.tracecontext import (
     parse_traceparent,
     valid_tracestate,
 )
-from consumer.tracing import continue_context
+from consumer.telemetry.tracing import continue_context
 
 TRACE = b"4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = b"00f067aa0ba902b7"

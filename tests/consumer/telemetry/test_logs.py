@@ -12,7 +12,8 @@ import pytest
 
 from consumer.cli import _configure_logs, build_parser
 from consumer.config import LogsConfig, load_config
-from consumer.logs import (
+from consumer.stream.kafka import KafkaSink
+from consumer.telemetry.logs import (
     LIBRDKAFKA_LOGGER,
     RateLimit,
     bind_worker,
@@ -20,7 +21,6 @@ from consumer.logs import (
     librdkafka_logger,
     log_context,
 )
-from consumer.stream.kafka import KafkaSink
 
 
 @pytest.fixture

@@ -1,0 +1,13 @@
+"""What SREs see of the scorer beyond its metrics: trace context, spans, logs, process health.
+
+- `tracecontext`: W3C Trace Context parsing and formatting (stdlib only, never raises);
+- `tracing`: the propagation rules shared by the stream and the API (what a ranked list or an
+  answer carries for an incoming context; drops counted);
+- `otel`: OpenTelemetry spans and the OTLP exporter, imported only when spans are turned on
+  (``pip install stream-scorer[otel]``);
+- `logs`: plain or JSON log lines, librdkafka's lines routed in and rate-limited;
+- `process`: process, platform and GC collectors on the injected registry.
+
+May import: `consumer.{config,errors,metrics,clock}`, `consumer.stream.{records,outcome}` (record
+types only). Never imports the loop, the API, the service or devtools.
+"""
