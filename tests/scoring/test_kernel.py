@@ -244,7 +244,6 @@ def test_baseline_kernel_equals_reference_and_the_kernel(
     np.testing.assert_allclose(got, Scorer().logits(model, batch, users, items), atol=1e-5)
     ranked = baseline.rank(model, batch, users, items)
     np.testing.assert_array_equal(ranked.counts, Scorer().rank(model, batch, users, items).counts)
-    state = baseline.item_state(model, items)
-    assert state.encoded.n_fields == 0
+    state = baseline.baseline_item_state(model, items)
     assert state.right.shape == (len(items) + 1, len(model.spec.job_crosses()))
-    assert baseline.item_state(model, items) is state
+    assert baseline.baseline_item_state(model, items) is state
