@@ -89,9 +89,10 @@ def sigmoid(logits: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 class Scorer:
-    """Scores micro-batches; holds per-model caches (bounded LRU) and reusable scratch buffers."""
+    """Scores micro-batches; holds per-model and per-item-table caches (bounded LRU), whose cross
+    rows grow as new job-side values arrive."""
 
-    def __init__(self, chunk_jobs: int = 16, max_models: int = 2, max_item_tables: int = 4) -> None:
+    def __init__(self, chunk_jobs: int = 32, max_models: int = 2, max_item_tables: int = 4) -> None:
         if chunk_jobs < 1:
             raise ValueError("chunk_jobs must be >= 1")
         self.chunk_jobs = chunk_jobs

@@ -160,31 +160,28 @@ class BatchReads:
 def plan_reads(enc: EncodedItems, table: F32, left: U32, n_candidates: int) -> BatchReads:
     """The reads of one batch with job-side left halves ``left`` (jobs x crosses)."""
     n_jobs = left.shape[0]
-    gridded: list[tuple[int, list[tuple[CrossRows, I64]]]] = []
     sources: list[F32] = []
     fields: list[int] = []
     bases: list[I64] = []
     hashed: list[tuple[int, int]] = []
     for f, field in enumerate(enc.fields):
-        kept: list[tuple[CrossRows, I64]] = []
+        kept: list[tuple[F32, I64]] = []  # (weight rows, row of each job)
         for cross, column in zip(field.crosses, field.columns.tolist(), strict=True):
             rows = cross.rows_for(table, left[:, column])
             if rows is None:
                 hashed.append((f, column))
             else:
-                kept.append((cross, rows))
+                kept.append((cross.weights, rows))
         if _grid_pays(len(kept), field.vocab, n_jobs, n_candidates):
-            gridded.append((f, kept))
-            continue
-        for cross, rows in kept:
-            sources.append(cross.weights.ravel())
+            kept = [(_grid(kept), np.arange(n_jobs, dtype=np.int64))]
+        for weights, rows in kept:
+            sources.append(weights.ravel())
             fields.append(f)
             bases.append(rows * field.vocab)
-    grid_fields, grid_bases, grid = _grid(enc, gridded, n_jobs)
     return BatchReads(
-        (grid,) * len(grid_fields) + tuple(sources),
-        (*grid_fields, *fields),
-        np.stack(grid_bases + bases) if grid_bases or bases else np.empty((0, n_jobs), np.int64),
+        tuple(sources),
+        tuple(fields),
+        np.stack(bases) if bases else np.empty((0, n_jobs), dtype=np.int64),
         tuple(f for f, _ in hashed),
         np.array([c for _, c in hashed], dtype=np.intp),
     )
@@ -196,24 +193,13 @@ def _grid_pays(crosses: int, vocab: int, n_jobs: int, n_candidates: int) -> bool
     return crosses > 1 and crosses * vocab * n_jobs <= GRID_READ_COST * (crosses - 1) * n_candidates
 
 
-def _grid(
-    enc: EncodedItems, gridded: list[tuple[int, list[tuple[CrossRows, I64]]]], n_jobs: int
-) -> tuple[list[int], list[I64], F32]:
-    """One ``(jobs, sum of vocabularies)`` grid: per job and gridded field, the sum of the
-    field's cross rows; with each field's base offsets per job."""
-    width = sum(enc.fields[f].vocab for f, _ in gridded)
-    grid = np.empty((n_jobs, width), dtype=np.float32)
-    fields: list[int] = []
-    bases: list[I64] = []
-    at = 0
-    for f, kept in gridded:
-        vocab = enc.fields[f].vocab
-        block = grid[:, at : at + vocab]
-        (first, rows), rest = kept[0], kept[1:]
-        np.take(first.weights, rows, axis=0, out=block)
-        for cross, k_rows in rest:
-            block += np.take(cross.weights, k_rows, axis=0)
-        fields.append(f)
-        bases.append(np.arange(n_jobs, dtype=np.int64) * width + at)
-        at += vocab
-    return fields, bases, grid.ravel()
+def _grid(kept: list[tuple[F32, I64]]) -> F32:
+    """One field's grid: row ``j`` is the sum, in cross order, of the field's cross rows of job
+    ``j``."""
+    (first, rows), rest = kept[0], kept[1:]
+    grid = np.take(first, rows, axis=0)
+    part = np.empty_like(grid)
+    for weights, k_rows in rest:
+        np.take(weights, k_rows, axis=0, out=part)
+        grid += part
+    return grid
