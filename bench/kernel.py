@@ -1,38 +1,49 @@
-"""Kernel benchmark: predictions per CPU-second of ``Scorer.rank`` against two reference points.
+"""Kernel benchmark: predictions per CPU-second of ``Scorer.rank`` against three reference points.
 
-    python -m bench.kernel [--json] [--quick] [--workload {standard,heavy}]
+    python -m bench.kernel [--json] [--quick] [--workload {standard,heavy,heavy-uniform}]
 
 Measures, with ``time.process_time`` (CPU of every thread of the process):
 
 - ``Scorer.rank`` on micro-batches of 64 and 512 jobs of ~700 Zipf-distributed candidates from
   100k items (demo spec, 2**22 weights, warm item cache);
+- ``kernel_baseline.BaselineScorer.rank`` (the previous kernel and top-k: one weight gather per
+  candidate and user/context x item cross) on the same 512-job batches. The two alternate in
+  ``rounds`` rounds so drift on a shared machine hits both alike; the rates are medians over the
+  rounds and ``kernel_speedup_vs_baseline`` the median of the per-round ratios (``_min``/``_max``
+  give their spread);
 - the per-candidate Python loop of ``scoring.reference`` on a small sample (the naive baseline);
-- random float32 gathers per second from a table the size of the model's: the memory-bound
-  ceiling. ``ceiling_predictions_per_s`` divides it by the gathers this kernel issues per
-  prediction (``kernel_gathers_per_prediction``): one weight per user/context x item cross, the
-  item's cached partial logit, and the item-row gathers (its row of cross halves, and the id ->
-  row lookup with its verification). Per-job gathers (user and context singles) are amortised over
-  ~700 candidates and not counted. The item-side gathers read tables smaller than the weights, so
-  they are cheaper than the measured gather: the ceiling is a lower bound and the ratio
-  ``kernel_over_ceiling`` an upper bound of the kernel's efficiency.
-  ``uncached_ceiling_predictions_per_s`` divides by every sparse term of a prediction instead
-  (what a kernel without the item cache would gather), for comparison only.
+- random float32 gathers per second from a table the size of the model's (``gathers_per_s``): a
+  rough memory-bound ceiling. ``ceiling_predictions_per_s`` divides it by the random reads the
+  measured kernel issues per prediction (``kernel_gathers_per_prediction``), read from its own
+  per-batch plan:
+  ``kernel_weight_gathers_per_prediction`` from the weight table (crosses with ``item.id``, and
+  crosses hashed per candidate), ``kernel_item_row_gathers_per_prediction`` for the item's record
+  (1) plus the id -> row lookup when the ids are not compact enough to address records by id
+  (2 or 3), ``kernel_cell_reads_per_prediction`` from per-job grids and per-value cross rows, and
+  ``kernel_item_partial_gathers_per_prediction`` (0: the partial logit is in the record). Every
+  read is counted at the 16 MiB gather rate: cell reads hit small cache-resident tables and cost
+  less, record reads hit a larger array, so ``kernel_over_ceiling`` is indicative, not a bound.
+  Per-job work (user and context singles, grids, new cross rows) is amortised over ~700
+  candidates and not counted. ``uncached_ceiling_predictions_per_s`` divides by every sparse term
+  of a prediction instead (a kernel without item cache or encoding), for comparison only.
 
-Both workloads also time ``kernel_baseline.BaselineScorer`` (the previous kernel, one weight gather
-per candidate and cross) in the same run, alternating with ``Scorer`` so drift on a shared machine
-hits both alike (``kernel_speedup_vs_baseline``), and report ``max_abs_diff_vs_reference``: the
-largest probability difference between ``Scorer`` and ``scoring.reference`` on a sample of jobs.
+``max_abs_diff_vs_reference`` is the largest probability difference between ``Scorer`` and
+``scoring.reference`` on a sample of jobs (unknown ids mixed in).
 
 ``--workload heavy`` is production-shaped (``synthetic.heavy_spec``): 1M items with 5 categorical
 (50 to 20,000 values) and 16 dense fields, 100k users with 8 categorical fields, 12 user x item and
 12 context x item crosses, 2**22 weights, ~700 Zipf(1.1) candidates per job, top 50. It reports
-the two kernels on 512-job batches, the sample difference and the CPU time to build the workload.
+the two kernels on 512-job batches, the read counts, the sample difference, the CPU time to build
+the workload (``build_cpu_s``) and the kernel's per-(model, item table) state
+(``item_state_cpu_s``). ``--workload heavy-uniform`` is the same with item field values drawn
+uniformly within their vocabularies instead of Zipf(1.3): no value dominates a field.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +66,8 @@ from scoring.synthetic import (
     random_model,
     random_users,
 )
+from scoring.terms import job_terms
+from scoring.value_grid import plan_reads
 
 N_ITEMS = 100_000
 N_USERS = 20_000
@@ -89,11 +102,11 @@ def build_workload() -> Workload:
     )
 
 
-def build_heavy_workload() -> Workload:
+def build_heavy_workload(uniform_fields: bool = False) -> Workload:
     spec = heavy_spec()
     return Workload(
         model=random_model("bench-heavy", "1", spec, hash_bits=HASH_BITS, seed=3),
-        items=heavy_items(HEAVY_ITEMS, spec, seed=1),
+        items=heavy_items(HEAVY_ITEMS, spec, seed=1, uniform_fields=uniform_fields),
         users=heavy_users(HEAVY_USERS, spec, seed=2),
         n_users=HEAVY_USERS,
     )
@@ -109,15 +122,26 @@ def cpu_rate(work: Callable[[], int], min_seconds: float) -> float:
             return done / elapsed
 
 
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Predictions per CPU-second per round, of the kernel and (if timed) the baseline."""
+
+    kernel: list[float]
+    baseline: list[float]
+
+    def ratios(self) -> list[float]:
+        return [k / b for k, b in zip(self.kernel, self.baseline, strict=True)]
+
+
 def kernel_rates(
-    w: Workload, n_jobs: int, n_batches: int, seconds: float, rounds: int = 2
-) -> tuple[float, float]:
-    """Predictions per CPU-second of ``Scorer.rank`` and ``BaselineScorer.rank`` on the same
-    batches, measured in alternating rounds (warm item caches)."""
+    w: Workload, n_jobs: int, n_batches: int, seconds: float, rounds: int, baseline: bool = True
+) -> Rates:
+    """Rates of ``Scorer.rank`` (and ``BaselineScorer.rank``) on the same batches, alternating
+    in ``rounds`` rounds of ``seconds / rounds`` each (warm item caches)."""
     rng = np.random.default_rng(n_jobs)
     batches = [w.jobs(rng, n_jobs) for _ in range(n_batches)]
-    scorers = [Scorer(), BaselineScorer()]
-    done, spent = [0, 0], [0.0, 0.0]
+    scorers = [Scorer(), BaselineScorer()] if baseline else [Scorer()]
+    rates: list[list[float]] = [[] for _ in scorers]
     for scorer in scorers:
         scorer.rank(w.model, batches[0][0], batches[0][1], w.items)  # warm the item cache
     for _ in range(rounds):
@@ -128,10 +152,39 @@ def kernel_rates(
                     scorer.rank(w.model, batch, users, w.items)
                 return sum(b.candidates.size for b, _ in batches)
 
-            start = time.process_time()
-            done[i] += round(cpu_rate(run, seconds / rounds) * (time.process_time() - start))
-            spent[i] += time.process_time() - start
-    return done[0] / spent[0], done[1] / spent[1]
+            rates[i].append(cpu_rate(run, seconds / rounds))
+    return Rates(rates[0], rates[1] if baseline else [])
+
+
+def speedup(rates: Rates) -> dict[str, float]:
+    """Median rates over the rounds and the median, min and max per-round kernel/baseline."""
+    ratios = rates.ratios()
+    return {
+        "baseline_kernel_predictions_per_cpu_s": statistics.median(rates.baseline),
+        "kernel_speedup_vs_baseline": statistics.median(ratios),
+        "kernel_speedup_vs_baseline_min": min(ratios),
+        "kernel_speedup_vs_baseline_max": max(ratios),
+    }
+
+
+def kernel_reads(w: Workload) -> dict[str, int]:
+    """Random reads per prediction of ``Scorer`` on a 512-job batch, from its own plan."""
+    scorer = Scorer()
+    state = scorer.item_state(w.model, w.items)
+    batch, users = w.jobs(np.random.default_rng(512), 512)
+    jobs = job_terms(w.model.spec, w.model.hash_bits, users, batch.contexts)
+    table = scorer.model_state(w.model).table
+    reads = plan_reads(state.encoded, table, jobs.left, batch.candidates.size)
+    lookup = 0 if state.rows.by_id else (2 if w.items.index.is_dense else 3)
+    counts = {
+        "kernel_weight_gathers_per_prediction": state.encoded.direct.size
+        + reads.hashed_columns.size,
+        "kernel_item_partial_gathers_per_prediction": 0,
+        "kernel_item_row_gathers_per_prediction": 1 + lookup,
+        "kernel_cell_reads_per_prediction": len(reads.sources),
+    }
+    counts["kernel_gathers_per_prediction"] = sum(counts.values())
+    return counts
 
 
 def reference_diff(w: Workload, n_jobs: int) -> float:
@@ -166,31 +219,28 @@ def gather_rate(table_size: int, seconds: float) -> float:
 
 def measure(quick: bool) -> dict[str, float | int | str]:
     w = build_workload()
-    seconds = 1.0 if quick else 4.0
+    seconds, rounds = (1.0, 3) if quick else (4.0, 8)
     spec = w.model.spec
     terms = len(spec.categorical_names()) + len(spec.crosses)
     gathers = gather_rate((1 << HASH_BITS) + 1, seconds)
-    k512, base512 = kernel_rates(w, 512, 1 if quick else 3, seconds)
-    k64, _ = kernel_rates(w, 64, 4 if quick else 16, seconds)
+    r512 = kernel_rates(w, 512, 1 if quick else 3, 2 * seconds, rounds)
+    r64 = kernel_rates(w, 64, 4 if quick else 16, seconds, rounds, baseline=False)
+    k512, k64 = statistics.median(r512.kernel), statistics.median(r64.kernel)
     naive = naive_rate(w, 1 if quick else 4)
-    weight_gathers = len(spec.job_crosses())
-    item_row_gathers = 1 + (2 if w.items.index.is_dense else 3)
-    kernel_gathers = weight_gathers + 1 + item_row_gathers
-    ceiling = gathers / kernel_gathers
+    reads = kernel_reads(w)
+    ceiling = gathers / reads["kernel_gathers_per_prediction"]
     return {
         "workload": "standard",
         "batch_jobs": 512,
         "mean_candidates": MEAN_CANDIDATES,
         "n_items": N_ITEMS,
         "hash_bits": HASH_BITS,
+        "rounds": rounds,
         "kernel_predictions_per_cpu_s": k512,
         "kernel_predictions_per_cpu_s_64": k64,
         "naive_predictions_per_cpu_s": naive,
         "gathers_per_s": gathers,
-        "kernel_weight_gathers_per_prediction": weight_gathers,
-        "kernel_item_partial_gathers_per_prediction": 1,
-        "kernel_item_row_gathers_per_prediction": item_row_gathers,
-        "kernel_gathers_per_prediction": kernel_gathers,
+        **reads,
         "ceiling_predictions_per_s": ceiling,
         "kernel_over_ceiling": k512 / ceiling,
         "kernel_over_ceiling_64": k64 / ceiling,
@@ -198,36 +248,48 @@ def measure(quick: bool) -> dict[str, float | int | str]:
         "uncached_ceiling_predictions_per_s": gathers / terms,
         "kernel_over_naive": k512 / naive,
         "kernel_over_naive_64": k64 / naive,
-        "baseline_kernel_predictions_per_cpu_s": base512,
-        "kernel_speedup_vs_baseline": k512 / base512,
+        **speedup(r512),
         "max_abs_diff_vs_reference": reference_diff(w, 2),
     }
 
 
-def measure_heavy(quick: bool) -> dict[str, float | int | str]:
+def measure_heavy(quick: bool, uniform_fields: bool = False) -> dict[str, float | int | str]:
     start = time.process_time()
-    w = build_heavy_workload()
+    w = build_heavy_workload(uniform_fields)
     built = time.process_time() - start
-    k512, base512 = kernel_rates(w, 512, 1 if quick else 3, 2.0 if quick else 8.0)
+    start = time.process_time()
+    Scorer().item_state(w.model, w.items)
+    item_state = time.process_time() - start
+    seconds, rounds = (2.0, 3) if quick else (8.0, 8)
+    gathers = gather_rate((1 << HASH_BITS) + 1, seconds / 4)
+    rates = kernel_rates(w, 512, 1 if quick else 3, seconds, rounds)
+    k512 = statistics.median(rates.kernel)
+    reads = kernel_reads(w)
+    ceiling = gathers / reads["kernel_gathers_per_prediction"]
     return {
-        "workload": "heavy",
+        "workload": "heavy-uniform" if uniform_fields else "heavy",
         "batch_jobs": 512,
         "mean_candidates": MEAN_CANDIDATES,
         "n_items": HEAVY_ITEMS,
         "n_users": HEAVY_USERS,
         "hash_bits": HASH_BITS,
         "job_crosses": len(w.model.spec.job_crosses()),
+        "rounds": rounds,
         "build_cpu_s": built,
-        "baseline_kernel_predictions_per_cpu_s": base512,
+        "item_state_cpu_s": item_state,
         "kernel_predictions_per_cpu_s": k512,
-        "kernel_speedup_vs_baseline": k512 / base512,
+        **speedup(rates),
+        "gathers_per_s": gathers,
+        **reads,
+        "ceiling_predictions_per_s": ceiling,
+        "kernel_over_ceiling": k512 / ceiling,
         "max_abs_diff_vs_reference": reference_diff(w, 2),
     }
 
 
 def report(r: dict[str, float | int | str]) -> str:
     m = 1e6
-    if r["workload"] == "heavy":
+    if r["workload"] != "standard":
         return report_heavy(r)
     r_: dict[str, float | int] = {k: v for k, v in r.items() if not isinstance(v, str)}
     k64 = r_["kernel_predictions_per_cpu_s_64"]
@@ -237,34 +299,51 @@ def report(r: dict[str, float | int | str]) -> str:
             f"kernel,  64-job batches : {k64 / m:7.2f} M pred/CPU-s",
             f"naive per-candidate loop: {r_['naive_predictions_per_cpu_s'] / m:7.3f} M pred/CPU-s",
             f"random gathers (16 MiB) : {r_['gathers_per_s'] / m:7.1f} M/s",
-            f"ceiling, {r_['kernel_gathers_per_prediction']} gathers/pred "
-            f"({r_['kernel_weight_gathers_per_prediction']} weights, 1 partial, "
-            f"{r_['kernel_item_row_gathers_per_prediction']} item-row): "
-            f"{r_['ceiling_predictions_per_s'] / m:7.2f} M pred/s "
+            f"{reads_line(r_)}: {r_['ceiling_predictions_per_s'] / m:7.2f} M pred/s "
             f"(kernel/ceiling {r_['kernel_over_ceiling']:.2f}, 64 jobs "
             f"{r_['kernel_over_ceiling_64']:.2f})",
             f"uncached, {r_['uncached_gathers_per_prediction']} gathers/pred : "
             f"{r_['uncached_ceiling_predictions_per_s'] / m:7.2f} M pred/s",
             f"kernel / naive          : {r_['kernel_over_naive']:7.0f}x",
             f"baseline kernel, 512    : "
-            f"{r_['baseline_kernel_predictions_per_cpu_s'] / m:7.2f} M pred/CPU-s "
-            f"(kernel {r_['kernel_speedup_vs_baseline']:.2f}x)",
+            f"{r_['baseline_kernel_predictions_per_cpu_s'] / m:7.2f} M pred/CPU-s",
+            speedup_line(r_),
             f"max |kernel - reference|: {r_['max_abs_diff_vs_reference']:.2e}",
         ]
     )
 
 
+def reads_line(r: dict[str, float | int]) -> str:
+    return (
+        f"ceiling, {r['kernel_gathers_per_prediction']} reads/pred "
+        f"({r['kernel_weight_gathers_per_prediction']} weights, "
+        f"{r['kernel_item_row_gathers_per_prediction']} item-row, "
+        f"{r['kernel_cell_reads_per_prediction']} cells)"
+    )
+
+
+def speedup_line(r: dict[str, float | int]) -> str:
+    return (
+        f"kernel / baseline       : {r['kernel_speedup_vs_baseline']:7.2f}x median of "
+        f"{r['rounds']} rounds ({r['kernel_speedup_vs_baseline_min']:.2f}-"
+        f"{r['kernel_speedup_vs_baseline_max']:.2f})"
+    )
+
+
 def report_heavy(r: dict[str, float | int | str]) -> str:
     m = 1e6
+    r_: dict[str, float | int] = {k: v for k, v in r.items() if not isinstance(v, str)}
     return "\n".join(
         [
-            f"heavy workload built in {r['build_cpu_s']:.1f} CPU-s",
-            f"baseline kernel, 512-job batches: "
-            f"{float(r['baseline_kernel_predictions_per_cpu_s']) / m:7.2f} M pred/CPU-s",
-            f"kernel, 512-job batches         : "
-            f"{float(r['kernel_predictions_per_cpu_s']) / m:7.2f} M pred/CPU-s",
-            f"kernel / baseline               : {r['kernel_speedup_vs_baseline']:7.2f}x",
-            f"max |kernel - reference|        : {r['max_abs_diff_vs_reference']:.2e}",
+            f"{r['workload']} workload built in {r_['build_cpu_s']:.1f} CPU-s, "
+            f"kernel item state in {r_['item_state_cpu_s']:.1f} CPU-s",
+            f"baseline kernel, 512    : "
+            f"{r_['baseline_kernel_predictions_per_cpu_s'] / m:7.2f} M pred/CPU-s",
+            f"kernel, 512-job batches : {r_['kernel_predictions_per_cpu_s'] / m:7.2f} M pred/CPU-s",
+            speedup_line(r_),
+            f"{reads_line(r_)}: {r_['ceiling_predictions_per_s'] / m:7.2f} M pred/s "
+            f"(kernel/ceiling {r_['kernel_over_ceiling']:.2f})",
+            f"max |kernel - reference|: {r_['max_abs_diff_vs_reference']:.2e}",
         ]
     )
 
@@ -274,10 +353,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="shorter runs, noisier figures")
     parser.add_argument(
-        "--workload", choices=("standard", "heavy"), default="standard", help="what to score"
+        "--workload",
+        choices=("standard", "heavy", "heavy-uniform"),
+        default="standard",
+        help="what to score",
     )
     args = parser.parse_args(argv)
-    results = measure_heavy(args.quick) if args.workload == "heavy" else measure(args.quick)
+    if args.workload == "standard":
+        results = measure(args.quick)
+    else:
+        results = measure_heavy(args.quick, uniform_fields=args.workload == "heavy-uniform")
     print(json.dumps(results) if args.json else report(results))
 
 

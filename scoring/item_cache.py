@@ -2,24 +2,26 @@
 
 An item's partial score is everything that depends on the item alone: the item id, item
 categoricals, item x item crosses and item dense features. Per job, the kernel then only adds the
-job-side scalar and the user/context x item crosses, whose item halves (``right``) or dictionary
-codes (``encoded``, see ``value_grid``) are cached too.
+job-side scalar and the user/context x item crosses, whose item halves or dictionary codes (see
+``value_grid``) are cached too, all in one fixed-width record per item (``item_rows``).
 
 Invariants: entries are keyed by ``(model.name, model.version, items.token)`` and also remember the
 exact weight array they were computed from, so a model rebuilt under the same name and version but
-with different weights is never served a stale entry. Row ``len(items)`` of every array is the
-"unknown item" row (everything missing, dense features at their defaults).
+with different weights is never served a stale entry. The records mark absent items with a NaN
+partial logit (see ``item_rows``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring.features import ItemTable
+from scoring.item_rows import ItemRows, RowLayout
 from scoring.terms import ItemTerms
 from scoring.value_grid import EncodedItems
 
@@ -29,28 +31,25 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class ItemState:
-    """Cached per-item data for one model: partial logits ``(m,)``, the encoded item fields, and
-    the right halves ``(m, d)`` of the ``d`` job crosses scored per candidate (``encoded.direct``).
+    """Cached per-item data for one model: each item's record (partial logit, the item halves of
+    the job crosses scored per candidate, the codes of the encoded fields) and the encoded
+    fields' per-value cross rows (``encoded``, whose codes live in the records only)."""
 
-    ``packed`` holds all three per item row as uint32 columns (partial bits, right halves, codes)
-    so a candidate costs one random row read in the item data instead of three.
-    """
-
-    partial: NDArray[np.float32]
-    right: NDArray[np.uint32]
+    rows: ItemRows
     encoded: EncodedItems
-    packed: NDArray[np.uint32]
 
     @staticmethod
     def of(
-        partial: NDArray[np.float32], right: NDArray[np.uint32], encoded: EncodedItems
+        partial: NDArray[np.float32],
+        right: NDArray[np.uint32],
+        encoded: EncodedItems,
+        items: ItemTable,
     ) -> ItemState:
-        d = right.shape[1]
-        packed = np.empty((partial.size, 1 + d + encoded.n_fields), dtype=np.uint32)
-        packed[:, 0] = partial.view(np.uint32)
-        packed[:, 1 : 1 + d] = right
-        packed[:, 1 + d :] = encoded.codes
-        return ItemState(partial, right, encoded, packed)
+        """``partial`` and ``right`` (the halves of ``encoded.direct``) have one row per item and
+        a trailing unknown row, like ``encoded.codes``."""
+        layout = RowLayout.of(right.shape[1], [f.vocab for f in encoded.fields])
+        rows = ItemRows(layout, partial, right, encoded.codes, items.ids, items.index)
+        return ItemState(rows, replace(encoded, codes=()))
 
 
 def partial_logits(

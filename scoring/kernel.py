@@ -1,27 +1,28 @@
 """The vectorized logistic-regression kernel: logits, probabilities and top-k for a micro-batch.
 
-Per batch the work splits three ways:
+The work splits four ways:
 
 - per item and model version (cached, see ``item_cache``): item-only terms summed into a partial
   logit, the dictionary codes of the item fields crossed with user/context fields (see
-  ``value_grid``), and the item halves of the remaining crosses (those with ``item.id``);
+  ``value_grid``) and the item halves of the remaining crosses (those with ``item.id``), packed
+  into one 8- to 64-byte record per item (``item_rows``);
 - per job (Python-level work over jobs is fine): bias, user and context singles, user dense
   features, and the job halves of the crosses;
-- per chunk of jobs: for every encoded item field, a grid ``(job, value code) -> sum of that
-  field's cross weights`` over the values the chunk's candidates hold;
-- per candidate (numpy only, never a Python loop over candidates): map the id to an item row,
-  read one grid cell per encoded field, gather the weights of the remaining crosses (item half
-  XOR job half), add the partial and the job scalar.
+- per batch (``value_grid.plan_reads``): for each encoded field, either a grid ``(job, value
+  code) -> sum of the field's cross weights`` or the per-value weight row of each of its crosses;
+- per candidate (numpy only, never a Python loop over candidates): read the item's record (by id
+  offset when ids are compact, so no id -> row lookup), one grid or row cell per read, and one
+  table gather per remaining cross (item half XOR job half); add the partial and the job scalar.
 
-Candidates are processed in chunks of ``chunk_jobs`` jobs so grids and buffers (reused across
-chunks and batches) stay in cache. Candidates absent from the item table are rescored afterwards
-through the same term code with only ``item.id`` known.
+Candidates are processed in chunks of ``chunk_jobs`` jobs so the per-candidate arrays stay in
+cache. Absent items read a record whose partial logit is NaN; those candidates are confirmed
+with the item index and rescored through the same term code with only ``item.id`` known.
 
 Invariants: ``Scorer.logits`` equals ``reference.reference_logits`` up to float32 rounding; outputs
-align with ``batch.candidates``; a candidate's logit does not depend on the chunking or on its
-position, so duplicates tie exactly; the scorer holds caches and scratch buffers, so one
-``Scorer`` must not be used by two threads at once. ``kernel_baseline`` keeps the previous
-per-candidate cross path for comparison.
+align with ``batch.candidates``; within a batch a candidate's logit depends neither on the chunking
+nor on its position, so duplicates tie exactly; the scorer holds caches, so one ``Scorer`` must not
+be used by two threads at once. ``kernel_baseline`` keeps the previous per-candidate cross path
+and top-k for comparison.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from scoring.terms import (
     weight_table,
 )
 from scoring.topk import select_top_k
-from scoring.value_grid import EncodedItems, encode_items, field_sums
+from scoring.value_grid import BatchReads, encode_items, plan_reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,10 @@ def sigmoid(logits: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 class Scorer:
-    """Scores micro-batches; holds per-model caches (bounded LRU) and reusable scratch buffers."""
+    """Scores micro-batches; holds per-model and per-item-table caches (bounded LRU), whose cross
+    rows grow as new job-side values arrive."""
 
-    def __init__(self, chunk_jobs: int = 16, max_models: int = 2, max_item_tables: int = 4) -> None:
+    def __init__(self, chunk_jobs: int = 32, max_models: int = 2, max_item_tables: int = 4) -> None:
         if chunk_jobs < 1:
             raise ValueError("chunk_jobs must be >= 1")
         self.chunk_jobs = chunk_jobs
@@ -120,13 +122,16 @@ class Scorer:
         cached = self.item_state(model, items)
         jobs = job_terms(model.spec, model.hash_bits, users, batch.contexts)
         scalar = self._job_scalars(model, state, jobs)
-        rows = items.index.lookup(batch.candidates)
+        reads = plan_reads(cached.encoded, state.table, jobs.left, batch.candidates.size)
         out = np.empty(batch.candidates.size, dtype=np.float32)
-        self._cross_sums(state.table, cached, jobs.left, rows, batch.row_splits, out)
+        self._cross_sums(state.table, cached, jobs.left, reads, batch, out)
         out += np.repeat(scalar, batch.counts())
-        unknown = np.flatnonzero(rows == items.index.unknown_row)
-        if unknown.size:
-            self._rescore_unknown(model, state, batch, jobs, scalar, unknown, out)
+        absent = np.flatnonzero(np.isnan(out))  # absent items score NaN (see item_rows)
+        if absent.size:
+            rows = items.index.lookup(batch.candidates[absent])
+            unknown = absent[rows == items.index.unknown_row]
+            if unknown.size:
+                self._rescore_unknown(model, state, batch, jobs, scalar, unknown, out)
         return out
 
     def model_state(self, model: LRModel) -> ModelState:
@@ -139,8 +144,7 @@ class Scorer:
         return state
 
     def item_state(self, model: LRModel, items: ItemTable) -> ItemState:
-        """Item partial logits, field codes and cross halves, cached under (name, version,
-        items.token)."""
+        """Item records and encoded fields, cached under (name, version, items.token)."""
         key = (model.name, model.version, items.token)
         cached = self.items.get(key, model.weights)
         if cached is None:
@@ -149,7 +153,7 @@ class Scorer:
             encoded = encode_items(model.spec, model.hash_bits, item_values(model.spec, items))
             right = np.ascontiguousarray(terms.right[:, encoded.direct])
             partial = partial_logits(terms, state.table, state.item_dense)
-            cached = ItemState.of(partial, right, encoded)
+            cached = ItemState.of(partial, right, encoded, items)
             self.items.put(key, model.weights, cached)
         return cached
 
@@ -164,31 +168,26 @@ class Scorer:
         table: NDArray[np.float32],
         cached: ItemState,
         left: NDArray[np.uint32],
-        rows: NDArray[np.int64],
-        row_splits: NDArray[np.int64],
+        reads: BatchReads,
+        batch: ScoringBatch,
         out: NDArray[np.float32],
     ) -> None:
-        """``out[i]`` = the per-job cross weights of candidate ``i`` plus its item partial."""
-        enc, d = cached.encoded, cached.right.shape[1]
-        direct = np.ascontiguousarray(left[:, enc.direct])
-        job_rows = [
-            [r.rows_for(table, left[:, c]) for r, c in zip(rows_f, cols, strict=True)]
-            for rows_f, cols in zip(enc.rows, enc.columns, strict=True)
-        ]
-        splits = row_splits.tolist()
-        counts = np.diff(row_splits)
+        """``out[i]`` = the per-job cross weights of candidate ``i`` plus its item partial
+        (NaN for a candidate absent from the item table)."""
+        enc = cached.encoded
+        hashed = np.ascontiguousarray(left[:, np.concatenate([enc.direct, reads.hashed_columns])])
+        splits = batch.row_splits.tolist()
+        counts = batch.counts()
         for j0 in range(0, left.shape[0], self.chunk_jobs):
             j1 = min(j0 + self.chunk_jobs, left.shape[0])
             start, stop = splits[j0], splits[j1]
             if stop == start:
                 continue
             chunk_out = out[start:stop]
-            item = np.take(cached.packed, rows[start:stop], axis=0)  # one row read per candidate
-            _direct_sums(table, item[:, 1 : 1 + d], direct[j0:j1], counts[j0:j1], chunk_out)
-            if enc.n_fields:
-                chunk_job_rows = [[r[j0:j1] for r in f] for f in job_rows]
-                _encoded_sums(enc, chunk_job_rows, item[:, 1 + d :].T, counts[j0:j1], chunk_out)
-            chunk_out += item[:, 0].view(np.float32)
+            block = cached.rows.read(batch.candidates[start:stop])  # one record per candidate
+            _hashed_sums(table, cached, reads, block, hashed[j0:j1], counts[j0:j1], chunk_out)
+            chunk_out += cached.rows.partial(block)
+            _read_sums(cached, reads, block, counts[j0:j1], j0, j1, chunk_out)
 
     def _rescore_unknown(
         self,
@@ -211,34 +210,45 @@ class Scorer:
         out[unknown] = logits
 
 
-def _direct_sums(
+def _hashed_sums(
     table: NDArray[np.float32],
-    right: NDArray[np.uint32],
+    cached: ItemState,
+    reads: BatchReads,
+    block: NDArray[np.uint8],
     left: NDArray[np.uint32],
     counts: NDArray[np.int64],
     out: NDArray[np.float32],
 ) -> None:
-    """``out[i]`` = sum of the crosses scored per candidate: item half XOR job half, one gather
-    each (a flat XOR with the job halves repeated per candidate beats a per-job broadcast)."""
+    """``out[i]`` = sum of the crosses scored per candidate: item half XOR job half, one table
+    gather each (a flat XOR with the job halves repeated per candidate beats a per-job
+    broadcast). Item halves come from the record (``direct``) or from the field's code."""
     if left.shape[1] == 0:
         out[:] = 0.0
         return
     idx = np.repeat(left, counts, axis=0)
-    idx ^= right
+    d = cached.rows.layout.n_right
+    if d:
+        idx[:, :d] ^= cached.rows.right(block)
+    for k, f in enumerate(reads.hashed_fields):
+        idx[:, d + k] ^= np.take(cached.encoded.fields[f].right, cached.rows.code(block, f))
     row_sums(np.take(table, idx, mode="clip"), out)
 
 
-def _encoded_sums(
-    enc: EncodedItems,
-    job_rows: list[list[NDArray[np.intp]]],
-    codes: NDArray[np.uint32],
+def _read_sums(
+    cached: ItemState,
+    reads: BatchReads,
+    block: NDArray[np.uint8],
     counts: NDArray[np.int64],
+    j0: int,
+    j1: int,
     out: NDArray[np.float32],
 ) -> None:
-    """Add each encoded field's summed cross weights to ``out`` (one chunk of jobs);
-    ``codes`` is ``(fields, candidates)``."""
-    job = np.repeat(np.arange(counts.size, dtype=np.intp), counts)
-    part = np.empty(out.size, dtype=np.float32)
-    for f in range(enc.n_fields):
-        field_sums(enc.rows[f], job_rows[f], codes[f], job, part)
-        out += part
+    """Add every grid or cross-row read of ``reads`` to ``out`` (one chunk of jobs)."""
+    if not reads.fields:
+        return
+    idx = np.repeat(reads.bases[:, j0:j1], counts, axis=1)
+    cell = np.empty(out.size, dtype=np.float32)
+    for r, (source, f) in enumerate(zip(reads.sources, reads.fields, strict=True)):
+        idx[r] += cached.rows.code(block, f)
+        np.take(source, idx[r], out=cell)
+        out += cell

@@ -241,30 +241,40 @@ def heavy_spec() -> FeatureSpec:
     )
 
 
-def _coded_column(rng: np.random.Generator, field: str, vocab: int, n: int) -> NDArray[np.uint64]:
+def _coded_column(
+    rng: np.random.Generator, field: str, vocab: int, n: int, uniform: bool = False
+) -> NDArray[np.uint64]:
     """Value hashes of ``n`` strings ``f"{field}-{code}"`` drawn like ``_strings`` draws them
-    (Zipf(1.3) folded into the vocabulary, 5% missing -> 0), hashing each vocabulary entry once."""
-    codes = rng.zipf(1.3, size=n) % vocab
+    (Zipf(1.3) folded into the vocabulary, or uniform over it; 5% missing -> 0), hashing each
+    vocabulary entry once."""
+    codes = rng.integers(0, vocab, size=n) if uniform else rng.zipf(1.3, size=n) % vocab
     codes[rng.random(n) < MISSING_RATE] = vocab  # the trailing 0: missing
     table = np.append(hash_strings([f"{field}-{c}" for c in range(vocab)]), np.uint64(0))
     return table[codes]
 
 
 def _coded_columns(
-    rng: np.random.Generator, fields: tuple[str, ...], vocab: Mapping[str, int], n: int
+    rng: np.random.Generator,
+    fields: tuple[str, ...],
+    vocab: Mapping[str, int],
+    n: int,
+    uniform: bool = False,
 ) -> dict[str, NDArray[np.uint64]]:
-    return {f: _coded_column(rng, f, vocab.get(f, _DEFAULT_VOCAB), n) for f in fields}
+    return {f: _coded_column(rng, f, vocab.get(f, _DEFAULT_VOCAB), n, uniform) for f in fields}
 
 
-def heavy_items(n_items: int, spec: FeatureSpec, seed: int) -> ItemTable:
+def heavy_items(
+    n_items: int, spec: FeatureSpec, seed: int, uniform_fields: bool = False
+) -> ItemTable:
     """``n_items`` items with ids from ``1..4*n_items``, built from codes, not per-item strings.
 
     Equals ``ItemTable.from_raw`` of the strings ``f"{field}-{code}"`` (``None`` where missing)
-    and float columns (NaN where missing); a million items build in seconds, not minutes.
+    and float columns (NaN where missing); a million items build in seconds, not minutes. Field
+    values are Zipf-distributed within their vocabularies, or uniform with ``uniform_fields``.
     """
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(4 * n_items, size=n_items, replace=False) + 1).astype(np.int64)
-    categorical = _coded_columns(rng, spec.item_fields, HEAVY_ITEM_VOCAB, n_items)
+    categorical = _coded_columns(rng, spec.item_fields, HEAVY_ITEM_VOCAB, n_items, uniform_fields)
     dense: dict[str, NDArray[np.float32]] = {}
     for d in spec.dense:
         if d.group == ITEM:

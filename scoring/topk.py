@@ -1,24 +1,34 @@
 """Batched top-k over ragged rows of logits with deterministic tie-breaking.
 
-All jobs are laid out in one padded ``(n, max_candidates)`` float32 matrix (padding = -inf), one
-``np.argpartition`` selects the ``kmax`` best per row, and a sort of unique int64 keys (an
-order-preserving bit transform of the float32 score above ``2**32 - 1 - position``) orders them by
-(score descending, candidate position ascending). ``argpartition`` may pick arbitrarily among
-candidates tied with the k-th best score; rows where such a tie straddles the boundary are detected
-(more than ``kmax`` entries >= the k-th score) and re-selected exactly. Ties come from duplicate
-candidates or items whose terms collide, so the fix-up touches few rows.
+Ranking is by the float32 logit, best first; equal logits (``-0.0 == 0.0``) go to the earlier
+candidate position. Each logit becomes an order-preserving int32 key; the keys of all jobs are laid
+out in one ``(n, max_candidates)`` matrix and one ``np.partition`` per batch finds each job's
+``kmax``-th best key (the threshold). The candidates at or above their job's threshold (``kmax``
+per job, plus any ties with it) are then sorted once, all jobs together, by one int64 key packing
+(job, key descending, position), and the first ``counts[j]`` of each job are kept.
+
+Why this shape: ``np.argpartition`` over rows padded with ``-inf`` ran ~3x slower than
+``np.partition`` over distinct int32 keys (introselect degrades on the repeated padding), so the
+padding here is distinct too; sorting only the few selected candidates is cheap, and the packed
+key makes every tie explicit, so no boundary fix-up is needed.
 
 Invariants: ``counts[j] = min(top_k[j], candidates of job j)``; row ``j`` lists the best candidates
-best first, equal scores in order of position; positions past ``counts[j]`` are -1 and their logits
-NaN; no Python loop over candidates (a loop over jobs copies each job's row).
+best first, equal scores in order of position; duplicates are each ranked; positions past
+``counts[j]`` are -1 and their logits NaN; no Python loop over candidates (a loop over jobs copies
+each job's keys into the matrix).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+
+_KEY_BITS: Final = 32  # bits of the order-preserving key of a float32
+_PACKED_BITS: Final = 63  # job, key and position must fit a non-negative int64
+_I32_MIN: Final = -(1 << 31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,60 +47,74 @@ def select_top_k(
     n = row_splits.size - 1
     lengths = np.diff(row_splits)
     counts = np.minimum(top_k, lengths).astype(np.int32)
-    width = int(lengths.max()) if n else 0
     kmax = int(counts.max()) if n else 0
     if kmax == 0:
         return TopK(np.full((n, 0), -1, np.int64), np.empty((n, 0), np.float32), counts)
-    padded = _pad(logits, row_splits.tolist(), width)
-    if kmax < width:
-        cols = np.argpartition(padded, width - kmax, axis=1)[:, width - kmax :]
-    else:
-        cols = np.broadcast_to(np.arange(width), (n, width))
-    values = np.take_along_axis(padded, cols, axis=1)
-    order = np.argsort(_sort_keys(values, cols), axis=1)[:, ::-1]
-    cols = np.take_along_axis(cols, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    _fix_boundary_ties(padded, cols, values)
-    return _unpack(cols, values, row_splits, counts)
+    keys = order_keys(logits)
+    width = int(lengths.max())
+    threshold = np.partition(_matrix(keys, row_splits, width), width - kmax, axis=1)
+    chosen = np.flatnonzero(keys >= np.repeat(threshold[:, width - kmax], lengths))
+    job, positions = _ranked(keys, row_splits, chosen, width)
+    return _unpack(logits, row_splits, counts, kmax, job, positions)
 
 
-def _sort_keys(values: NDArray[np.float32], cols: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Unique int64 keys: high half orders the float32 values, low half prefers earlier columns."""
-    bits = values.view(np.int32)
-    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
-    keys = ordered.astype(np.int64) << 32
-    keys |= 0xFFFFFFFF - cols
+def order_keys(logits: NDArray[np.float32]) -> NDArray[np.int32]:
+    """int32 keys ordered like the float32 logits (``-0.0`` and ``0.0`` share a key)."""
+    bits = (logits + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 is +0.0
+    keys = (bits >> 31) & np.int32(0x7FFFFFFF)
+    keys ^= bits
     return keys
 
 
-def _pad(logits: NDArray[np.float32], splits: list[int], width: int) -> NDArray[np.float32]:
-    padded = np.full((len(splits) - 1, width), -np.inf, dtype=np.float32)
-    for j in range(len(splits) - 1):
+def _matrix(
+    keys: NDArray[np.int32], row_splits: NDArray[np.int64], width: int
+) -> NDArray[np.int32]:
+    """Keys of job ``j`` in row ``j``, the rest of each row distinct values below every key."""
+    n = row_splits.size - 1
+    matrix = np.empty((n, width), dtype=np.int32)
+    matrix[:] = np.arange(_I32_MIN, _I32_MIN + width, dtype=np.int32)
+    splits = row_splits.tolist()
+    for j in range(n):
         a, b = splits[j], splits[j + 1]
-        padded[j, : b - a] = logits[a:b]
-    return padded
+        matrix[j, : b - a] = keys[a:b]
+    return matrix
 
 
-def _fix_boundary_ties(
-    padded: NDArray[np.float32], cols: NDArray[np.int64], values: NDArray[np.float32]
-) -> None:
-    """Re-select rows where candidates tied with the k-th score were left out arbitrarily."""
-    kmax = cols.shape[1]
-    kth = values[:, -1]
-    at_least = np.count_nonzero(padded >= kth[:, None], axis=1)
-    for j in np.flatnonzero((at_least > kmax) & np.isfinite(kth)).tolist():
-        exact = np.lexsort((np.arange(padded.shape[1]), -padded[j]))[:kmax]
-        cols[j] = exact
-        values[j] = padded[j, exact]
+def _ranked(
+    keys: NDArray[np.int32], row_splits: NDArray[np.int64], chosen: NDArray[np.intp], width: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``chosen`` sorted by (job, key descending, position): their jobs and flat positions."""
+    job = np.searchsorted(row_splits, chosen, side="right") - 1
+    column = chosen - row_splits[job]
+    descending = np.int64(0x7FFFFFFF) - keys[chosen]  # in [0, 2**32)
+    col_bits = max(width - 1, 1).bit_length()
+    job_bits = max(row_splits.size - 2, 1).bit_length()
+    if job_bits + _KEY_BITS + col_bits > _PACKED_BITS:
+        order = np.lexsort((column, descending, job))
+        return job[order], chosen[order]
+    packed = job << (_KEY_BITS + col_bits)
+    packed |= descending << col_bits
+    packed |= column
+    packed.sort()
+    job = packed >> (_KEY_BITS + col_bits)
+    return job, row_splits[job] + (packed & ((1 << col_bits) - 1))
 
 
 def _unpack(
-    cols: NDArray[np.int64],
-    values: NDArray[np.float32],
+    logits: NDArray[np.float32],
     row_splits: NDArray[np.int64],
     counts: NDArray[np.int32],
+    kmax: int,
+    job: NDArray[np.int64],
+    positions: NDArray[np.int64],
 ) -> TopK:
-    valid = np.arange(cols.shape[1]) < counts[:, None]
-    positions = np.where(valid, row_splits[:-1, None] + cols, -1)
-    values[~valid] = np.nan
-    return TopK(positions, values, counts)
+    """The first ``counts[j]`` ranked candidates of each job as ``(n, kmax)`` rows."""
+    n = row_splits.size - 1
+    rank = np.arange(job.size) - np.searchsorted(job, np.arange(n))[job]
+    keep = np.flatnonzero(rank < counts[job])
+    job, rank, positions = job[keep], rank[keep], positions[keep]
+    out_positions = np.full((n, kmax), -1, dtype=np.int64)
+    out_logits = np.full((n, kmax), np.nan, dtype=np.float32)
+    out_positions[job, rank] = positions
+    out_logits[job, rank] = logits[positions]
+    return TopK(out_positions, out_logits, counts)

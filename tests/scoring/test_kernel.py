@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from scoring import item_cache, kernel
+from scoring import item_cache, kernel, value_grid
 from scoring.batch import ScoringBatch
 from scoring.errors import InputError
 from scoring.features import ItemTable, UserFeatures
+from scoring.item_index import ItemIndex
 from scoring.kernel import Scorer
 from scoring.kernel_baseline import BaselineScorer
 from scoring.model import LRModel
@@ -197,17 +199,24 @@ def test_chunk_size_does_not_change_results(
     np.testing.assert_array_equal(results[0], results[2])
 
 
-@pytest.mark.parametrize("chunk_jobs", [1, 3, 16])
-def test_heavy_spec_equals_reference(chunk_jobs: int) -> None:
-    """The production-shaped spec at small size: unknown ids, duplicates, empty jobs and
-    missing values (user, context and item) included."""
+@functools.cache
+def heavy_tables(uniform_fields: bool) -> tuple[LRModel, ItemTable, UserFeatures]:
     spec = heavy_spec()
     model = random_model("heavy", "1", spec, hash_bits=16, seed=21)
-    items = heavy_items(4000, spec, seed=22)
-    users_all = heavy_users(300, spec, seed=23)
-    rng = np.random.default_rng(24)
+    items = heavy_items(4000, spec, seed=22, uniform_fields=uniform_fields)
+    return model, items, heavy_users(300, spec, seed=23)
+
+
+def heavy_case(
+    seed: int, uniform_fields: bool = False, n_jobs: int = 23
+) -> tuple[LRModel, ItemTable, ScoringBatch, UserFeatures, list[list[int]]]:
+    """The production-shaped spec at small size: unknown ids, duplicates, an empty job and
+    missing values (user, context and item) included."""
+    spec = heavy_spec()
+    model, items, users_all = heavy_tables(uniform_fields)
+    rng = np.random.default_rng(seed)
     ids = np.concatenate([items.ids, np.arange(10**9, 10**9 + 30, dtype=np.int64)])
-    base = make_batch(rng, spec, ids, 300, n_jobs=23, mean_candidates=80)
+    base = make_batch(rng, spec, ids, 300, n_jobs=n_jobs, mean_candidates=80)
     lists = [base.candidates[a:b].tolist() for a, b in itertools.pairwise(base.row_splits)]
     lists[2] = []
     lists[5] = [*lists[5], *lists[5][:7]]  # duplicates within a job
@@ -216,9 +225,15 @@ def test_heavy_spec_equals_reference(chunk_jobs: int) -> None:
     batch = replace(
         batch_of(lists, top_k=[50] * len(lists), contexts=contexts), user_ids=base.user_ids
     )
-    users = users_all.take(batch.user_ids)
+    return model, items, batch, users_all.take(batch.user_ids), lists
+
+
+@pytest.mark.parametrize("chunk_jobs", [1, 3, 16])
+def test_heavy_spec_equals_reference(chunk_jobs: int) -> None:
+    model, items, batch, users, lists = heavy_case(24)
     assert (batch.candidates >= 10**9).any()  # unknown items are scored too
     scorer = Scorer(chunk_jobs=chunk_jobs)
+    assert scorer.item_state(model, items).rows.by_id
     for _ in range(2):  # cold, then warm cross rows
         got = scorer.logits(model, batch, users, items)
         np.testing.assert_allclose(
@@ -233,6 +248,55 @@ def test_heavy_spec_equals_reference(chunk_jobs: int) -> None:
     assert ranked.counts[2] == 0
 
 
+def test_uniform_item_fields_equal_reference() -> None:
+    """Item field values spread evenly over their vocabularies (no dominant values)."""
+    model, items, batch, users, _ = heavy_case(25, uniform_fields=True)
+    got = Scorer().logits(model, batch, users, items)
+    np.testing.assert_allclose(got, reference_logits(model, batch, users, items), atol=1e-5)
+
+
+def test_sparse_item_ids_are_looked_up_by_row(
+    model: LRModel, items: ItemTable, user_table: UserFeatures
+) -> None:
+    spread = replace(items, ids=items.ids * 10**9 - 7, token=items.token + 1)
+    object.__setattr__(spread, "index", ItemIndex(spread.ids))
+    base = mixed_batch(items, seed=6)
+    known = np.isin(base.candidates, items.ids)
+    candidates = np.where(known, base.candidates * 10**9 - 7, base.candidates)
+    batch = replace(base, candidates=candidates)
+    users = user_table.take(batch.user_ids)
+    scorer = Scorer()
+    assert not scorer.item_state(model, spread).rows.by_id
+    got = scorer.logits(model, batch, users, spread)
+    np.testing.assert_allclose(got, reference_logits(model, batch, users, spread), atol=1e-5)
+    assert not known.all()  # unknown ids found through the index too
+
+
+def test_high_cardinality_job_fields_fall_back_to_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job-side field with more values than a cross keeps rows for (context.country has 60,
+    drawn uniformly) is hashed per candidate from then on: scores stay exact before, across and
+    after the switch, and low-cardinality fields keep their rows."""
+    monkeypatch.setattr(value_grid, "MAX_LEFT_VALUES", 40)
+    scorer = Scorer()
+    hashed_after: list[set[str]] = []
+    for seed in range(26, 30):
+        model, items, batch, users, _ = heavy_case(seed, n_jobs=30)
+        got = scorer.logits(model, batch, users, items)
+        np.testing.assert_allclose(
+            got, reference_logits(model, batch, users, items), atol=1e-5, rtol=0
+        )
+        fields = scorer.item_state(model, items).encoded.fields
+        firsts = [model.spec.job_crosses()[c][0] for f in fields for c in f.columns.tolist()]
+        hashed = [k.hashed for f in fields for k in f.crosses]
+        hashed_after.append({a for a, h in zip(firsts, hashed, strict=True) if h})
+    assert "context.country" not in hashed_after[0]  # 30 jobs: fewer than 40 countries yet
+    assert "context.country" in hashed_after[-1]
+    assert not {"user.gender", "user.platform", "context.device"} & hashed_after[-1]
+    assert all(k.weights.size == 0 for f in fields for k in f.crosses if k.hashed)
+
+
 def test_baseline_kernel_equals_reference_and_the_kernel(
     model: LRModel, items: ItemTable, user_table: UserFeatures
 ) -> None:
@@ -244,7 +308,6 @@ def test_baseline_kernel_equals_reference_and_the_kernel(
     np.testing.assert_allclose(got, Scorer().logits(model, batch, users, items), atol=1e-5)
     ranked = baseline.rank(model, batch, users, items)
     np.testing.assert_array_equal(ranked.counts, Scorer().rank(model, batch, users, items).counts)
-    state = baseline.item_state(model, items)
-    assert state.encoded.n_fields == 0
+    state = baseline.baseline_item_state(model, items)
     assert state.right.shape == (len(items) + 1, len(model.spec.job_crosses()))
-    assert baseline.item_state(model, items) is state
+    assert baseline.baseline_item_state(model, items) is state

@@ -93,6 +93,20 @@ def test_heavy_items_equal_the_raw_string_path() -> None:
     assert fast.token == slow.token
 
 
+def test_uniform_item_fields_spread_over_their_vocabularies() -> None:
+    spec = heavy_spec()
+    zipf = heavy_items(20_000, spec, seed=7)
+    uniform = heavy_items(20_000, spec, seed=7, uniform_fields=True)
+    np.testing.assert_array_equal(zipf.ids, uniform.ids)
+    for f, vocab in HEAVY_ITEM_VOCAB.items():
+        _, counts = np.unique(uniform.categorical[f], return_counts=True)
+        _, zipf_counts = np.unique(zipf.categorical[f], return_counts=True)
+        expected = vocab * (1 - np.exp(-20_000 / vocab))  # distinct values of uniform draws
+        assert counts.size - 1 > 0.95 * expected
+        assert counts.max() < zipf_counts.max() / 4  # no value dominates
+        assert (uniform.categorical[f] == 0).mean() < 0.07  # 5% missing
+
+
 def test_heavy_users_are_deterministic_and_bounded() -> None:
     spec = heavy_spec()
     users = heavy_users(3000, spec, seed=6)
