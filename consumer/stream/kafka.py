@@ -35,6 +35,7 @@ from consumer.stream.records import TopicPartition as TP
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 1.0
+INIT_SLICE_S = 5.0
 
 
 def default_health(properties: Mapping[str, str]) -> KafkaHealth:
@@ -256,8 +257,15 @@ class KafkaSink:
         return remaining
 
     def init_transactions(self, timeout_s: float = 30.0) -> None:
-        """Register the transactional id, fencing any older instance that used it."""
-        self._transactional(lambda: self._producer.init_transactions(timeout_s))
+        """Register the transactional id, fencing any older instance that used it.
+
+        Waits in slices of `INIT_SLICE_S` (a timed-out call resumes where it stopped): between
+        slices the client's error reports are served, so a broker that refuses us ends the wait
+        once `KafkaHealth`'s bound passes instead of after every retry of a 30 s call.
+        """
+        slice_s = min(timeout_s, INIT_SLICE_S)
+        attempts = max(5, round(5 * timeout_s / slice_s))  # the same total wait as before
+        self._transactional(lambda: self._producer.init_transactions(slice_s), attempts)
 
     def begin(self) -> None:
         self._transactional(self._producer.begin_transaction)
@@ -276,8 +284,7 @@ class KafkaSink:
     def abort_transaction(self, timeout_s: float = 30.0) -> None:
         self._transactional(lambda: self._producer.abort_transaction(timeout_s))
 
-    @staticmethod
-    def _transactional(call: Callable[[], object], attempts: int = 5) -> None:
+    def _transactional(self, call: Callable[[], object], attempts: int = 5) -> None:
         """Run a transactional API call: retry retriable errors, classify the others."""
         for attempt in range(attempts):
             try:
@@ -293,7 +300,10 @@ class KafkaSink:
                     raise TransactionAbortedError(f"transaction must abort: {err.str()}") from exc
                 if not err.retriable() or attempt == attempts - 1:
                     raise TransportError(f"transactional call failed: {err.str()}") from exc
-                log.warning("retrying transactional call: %s", err.str())
+                self.poll(0)  # serve error reports: the health may know why, and end the wait
+                self._health.check()
+                level = logging.DEBUG if self._health.failing else logging.WARNING
+                log.log(level, "retrying transactional call: %s", err.str())
 
     def __len__(self) -> int:
         return len(self._producer)

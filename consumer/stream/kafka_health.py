@@ -64,10 +64,11 @@ class BrokerEvent:
     code: int
     name: str
     text: str
+    at: float | None = None  # monotonic time librdkafka reported it; None: when handled
 
 
-def event_of(err: KafkaError) -> BrokerEvent:
-    return BrokerEvent(err.code(), err.name(), _TIMING.sub("", err.str()))
+def event_of(err: KafkaError, at: float | None = None) -> BrokerEvent:
+    return BrokerEvent(err.code(), err.name(), _TIMING.sub("", err.str()), at)
 
 
 class KafkaHealth:
@@ -96,7 +97,7 @@ class KafkaHealth:
     def on_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb``: records the fact, never raises."""
         try:
-            self._events.append(event_of(err))
+            self._events.append(event_of(err, self._clock.monotonic()))
         except Exception:  # a callback must never raise into librdkafka
             return
 
@@ -144,7 +145,8 @@ class KafkaHealth:
             return
         if self._failing is not None:
             return  # this episode was reported already
-        self._failing = (now, kind, event.text)
+        since = now if event.at is None else min(event.at, now)
+        self._failing = (since, kind, event.text)
         self._next_probe = now + self._probe_interval_s
         if self._metrics is not None:
             self._metrics.errors.labels(f"kafka_{kind}").inc()

@@ -216,15 +216,18 @@ def _produce_raw(cluster: SecuredCluster, topic: str, values: list[bytes]) -> No
 # -- 2: a wrong password ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_wrong_password_one_line_not_ready_nothing_committed_exits_within_bound(
-    cluster: SecuredCluster, data: DemoData, tmp_path: Path, unique_name: Callable[[str], str]
-) -> None:
+    cluster: SecuredCluster, data: DemoData, tmp_path: Path,
+    unique_name: Callable[[str], str], mode: str,
+) -> None:  # fmt: skip
     t = new_topics(cluster, unique_name)
     wrong = secrets.token_urlsafe(18)
-    run = Run(cluster, data, t, tmp_path, "scorer-alo", wrong, password_in_env=True,
+    user = "scorer-alo" if mode == "at_least_once" else "scorer-eos"
+    run = Run(cluster, data, t, tmp_path, user, wrong, mode, password_in_env=True,
               extra={"KAFKA__AUTH_FAILURE_EXIT_S": str(EXIT_BOUND_S)})  # fmt: skip
-    run.secrets["real password"] = cluster.password("scorer-alo")
-    cluster.grant("scorer-alo", scorer_acls(run.config()))
+    run.secrets["real password"] = cluster.password(user)
+    cluster.grant(user, scorer_acls(run.config()))
     produce_as_admin(cluster, t.jobs, make_jobs(data, 20, seed=4))
 
     started = time.monotonic()
@@ -246,7 +249,7 @@ def test_wrong_password_one_line_not_ready_nothing_committed_exits_within_bound(
     assert elapsed < EXIT_BOUND_S + 20, f"exited after {elapsed:.1f} s"
     assert readiness
     assert set(readiness) == {503}
-    said = lines_with(out, "Kafka authentication failed as user 'scorer-alo'")
+    said = lines_with(out, f"Kafka authentication failed as user '{user}'")
     assert len(said) == 1, out[-3000:]
     assert "invalid credentials" in said[0]
     assert f"exiting in {EXIT_BOUND_S} s" in said[0]
