@@ -14,7 +14,8 @@ never raising); the loop's thread reads them (`check`) and decides:
   records fetched, or a metadata probe answered; `wants_probe` asks for one every
   ``probe_interval_s`` while failing, so an idle topic recovers too);
 - an episode older than ``exit_after_s`` (``kafka.auth_failure_exit_s``; 0 = never) raises
-  `FatalKafkaError`: the worker exits non-zero and its supervisor restarts it.
+  `FatalKafkaError`: the worker exits non-zero and its supervisor restarts it; so does any error
+  librdkafka marks fatal (with an error callback registered, it reports them only there).
 
 `LibrdkafkaLogFilter` demotes librdkafka's own ``FAIL`` log lines to DEBUG: with an error
 callback registered, librdkafka reports the same failure as an error event, logged here.
@@ -65,10 +66,11 @@ class BrokerEvent:
     name: str
     text: str
     at: float | None = None  # monotonic time librdkafka reported it; None: when handled
+    fatal: bool = False  # the client cannot continue (e.g. fenced by a newer member)
 
 
 def event_of(err: KafkaError, at: float | None = None) -> BrokerEvent:
-    return BrokerEvent(err.code(), err.name(), _TIMING.sub("", err.str()), at)
+    return BrokerEvent(err.code(), err.name(), _TIMING.sub("", err.str()), at, err.fatal())
 
 
 class KafkaHealth:
@@ -139,6 +141,8 @@ class KafkaHealth:
         return True
 
     def _handle(self, event: BrokerEvent, now: float) -> None:
+        if event.fatal:  # with an error callback, librdkafka reports fatal errors only here
+            raise FatalKafkaError(f"fatal Kafka client error: {event.name}: {event.text}")
         kind = security_kind(event.code)
         if kind is None:
             self._log_rate_limited(event, now)

@@ -167,3 +167,10 @@ def test_librdkafka_fail_lines_are_demoted_to_debug(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.DEBUG, logger="tests.librdkafka"):
         logger.error("%s [%s] %s", "FAIL", "rdkafka#consumer-1", "auth failed")
     assert [r.levelname for r in caplog.records] == ["DEBUG"]
+
+
+def test_a_fatal_client_error_is_fatal_at_once() -> None:
+    h, _, _ = health(bound_s=0)
+    h.on_error(KafkaError(KafkaError._FATAL, "Fenced by a newer instance", fatal=True))
+    with pytest.raises(FatalKafkaError, match="Fenced by a newer instance"):
+        h.check()
