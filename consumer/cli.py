@@ -68,6 +68,7 @@ def _configure_logs(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from consumer.wiring import kafka_properties
     from schemas.registry import StaticRegistry
     from schemas.serde import JobEncoder
 
@@ -83,12 +84,18 @@ def cmd_produce(args: argparse.Namespace) -> int:
         else np.arange(1, 200_001, dtype=np.int64)
     )
     shape = JobShape(model=args.model, mean_candidates=args.candidates, top_k=args.top_k)
+    # [kafka.common] and [kafka.secret_files] (file or STREAM_SCORER__KAFKA_COMMON__*) apply
+    # here too, so the generator reaches a secured cluster like the scorer does.
+    text, base = read_config_file(Path(args.config) if args.config else None)
+    config = load_config(os.environ, text, base)
+    bootstrap = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
     producer = Producer(
         {
-            "bootstrap.servers": args.bootstrap,
+            "bootstrap.servers": bootstrap or config.kafka.bootstrap_servers,
             "linger.ms": 10,
             "compression.type": "lz4",
             "enable.idempotence": True,
+            **kafka_properties(config),
         }
     )
     clock = SystemClock()
@@ -133,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     produce = sub.add_parser("produce", help="produce synthetic scoring jobs")
-    produce.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    produce.add_argument(
+        "--bootstrap",
+        default=None,
+        help="default: $KAFKA_BOOTSTRAP, else the config's kafka.bootstrap_servers",
+    )
+    produce.add_argument("--config", help="TOML config: its [kafka.common] properties apply")
     produce.add_argument("--topic", default="scoring-jobs")
     produce.add_argument("--jobs", type=int, default=10_000)
     produce.add_argument("--rate", type=float, default=0.0, help="jobs/s, 0 = as fast as possible")

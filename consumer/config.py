@@ -2,10 +2,13 @@
 
 Sources, later wins: built-in defaults, the TOML file, environment variables named
 ``STREAM_SCORER__<SECTION>__<KEY>`` (e.g. ``STREAM_SCORER__KAFKA__BOOTSTRAP_SERVERS``).
-Raw librdkafka properties live in ``[kafka.consumer]`` / ``[kafka.producer]`` (env:
-``STREAM_SCORER__KAFKA_CONSUMER__SESSION_TIMEOUT_MS`` -> ``session.timeout.ms``) and pass straight
-through. Values that look like secrets are masked in ``repr``. Nothing here reads the process
-environment or the file system except `read_config_file`, called by the entry point.
+Raw librdkafka properties live in ``[kafka.common]`` (every client: consumer, producer, admin
+clients, the ``produce`` command), ``[kafka.consumer]`` / ``[kafka.producer]`` (one client each;
+they override ``common``) and ``[kafka.secret_files]`` (property -> file holding its value, e.g. a
+mounted Kubernetes Secret); env: ``STREAM_SCORER__KAFKA_COMMON__SASL_MECHANISM`` ->
+``sasl.mechanism``. `client_properties` merges them. Values that look like secrets, and the
+credentials in URLs, are masked in ``repr``. Nothing here reads the process environment or the
+file system except `read_config_file` and `read_secret_file`, called by the entry points.
 """
 
 from __future__ import annotations
@@ -17,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from consumer.errors import ConfigError
+from consumer.security.redact import mask_properties as _mask
+from consumer.security.redact import mask_url
 
 ENV_PREFIX = "STREAM_SCORER__"
-_SECRET_MARKERS = ("password", "secret", "token", "key.pem", "sasl.oauthbearer")
-
-
-def _mask(props: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("***" if any(m in k for m in _SECRET_MARKERS) else v) for k, v in props.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +34,20 @@ class KafkaConfig:
     group_id: str = "stream-scorer"
     consumer: Mapping[str, str] = field(default_factory=dict)
     producer: Mapping[str, str] = field(default_factory=dict)
+    common: Mapping[str, str] = field(default_factory=dict)  # every client; per-client wins
+    secret_files: Mapping[str, str] = field(default_factory=dict)  # property -> file with value
+    # Authentication, TLS verification or authorization with the brokers failing this long
+    # (nothing recovered meanwhile) exits the worker non-zero; 0: never.
+    auth_failure_exit_s: int = 120
 
     def __repr__(self) -> str:
         return (
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, "
             f"input_topic={self.input_topic!r}, output_topic={self.output_topic!r}, "
-            f"group_id={self.group_id!r}, consumer={_mask(self.consumer)!r}, "
-            f"producer={_mask(self.producer)!r})"
+            f"group_id={self.group_id!r}, common={_mask(self.common)!r}, "
+            f"consumer={_mask(self.consumer)!r}, producer={_mask(self.producer)!r}, "
+            f"secret_files={dict(self.secret_files)!r}, "
+            f"auth_failure_exit_s={self.auth_failure_exit_s!r})"
         )
 
 
@@ -60,9 +67,24 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class SchemaConfig:
-    registry_url: str = ""  # empty: static mode with the bundled schemas
+    registry_url: str = ""  # empty: static mode with the bundled schemas; user info = basic auth
     job_schema_id: int = 1
     ranked_schema_id: int = 2
+    basic_auth_user_info: str = ""  # "user:password" (masked in repr); prefer basic_auth_file
+    basic_auth_file: str = ""  # file holding "user:password"; re-read when it changes
+    token: str = ""  # bearer token (masked in repr); prefer token_file
+    token_file: str = ""  # re-read when it changes and after a 401
+    ca_file: str = ""  # custom CA bundle for TLS
+    client_cert: str = ""  # client certificate for mTLS
+    client_key: str = ""
+    timeout_ms: int = 5_000  # per registry request
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["registry_url"] = mask_url(self.registry_url)
+        for secret in ("basic_auth_user_info", "token"):
+            shown[secret] = "***" if shown[secret] else ""
+        return f"SchemaConfig({shown!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +123,7 @@ class FeatureConfig:
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+        shown["url"] = mask_url(self.url)
         return f"FeatureConfig(token={'***' if self.token else ''!r}, {shown!r})"
 
 
@@ -122,6 +145,9 @@ class ApiConfig:
     port: int = 9500
     max_wait_ms: int = 2  # requests coalesce into one micro-batch for at most this long
     max_batch_jobs: int = 64
+    tokens_file: str = ""  # bearer tokens accepted on /v1/rank, one per line; re-read on change
+    # Beyond loopback without tokens_file the API refuses to start unless this is true.
+    allow_unauthenticated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +211,31 @@ _SECTIONS: dict[str, type[Any]] = {
     "tracing": TracingConfig,
     "logs": LogsConfig,
 }
-_PASSTHROUGH = ("consumer", "producer")
+_PASSTHROUGH = ("consumer", "producer", "common", "secret_files")
+_CLIENTS = ("", "consumer", "producer")
+
+
+def client_properties(
+    kafka: KafkaConfig, client: str = "", secrets: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The librdkafka properties of one client, later wins: ``[kafka.common]``, the values read
+    from ``[kafka.secret_files]`` (``secrets``: property -> value), then the client's own section
+    (``"consumer"`` or ``"producer"``; ``""`` for admin clients and tools)."""
+    if client not in _CLIENTS:
+        raise ValueError(f"unknown Kafka client kind {client!r}")
+    own: Mapping[str, str] = getattr(kafka, client) if client else {}
+    return {**kafka.common, **(secrets or {}), **own}
+
+
+def read_secret_file(path: Path, key: str) -> str:
+    """One secret from a file (e.g. a mounted Kubernetes Secret), without its final newline.
+
+    Errors name the key and the file, never the content."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read secret file {path}: {reason}", key=key) from None
 
 
 def read_config_file(path: Path | None) -> tuple[str, str]:
@@ -282,6 +332,8 @@ _AT_LEAST: dict[str, int] = {
     "tracing.export_timeout_ms": 1,
     "tracing.max_queue_spans": 1,
     "logs.librdkafka_burst": 1,
+    "kafka.auth_failure_exit_s": 0,
+    "schemas.timeout_ms": 1,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),

@@ -24,6 +24,7 @@ from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
 from consumer.ops import build_app, start_server
 from consumer.stream.kafka import KafkaSink, KafkaSource
+from consumer.stream.kafka_health import KafkaHealth, identity_of
 from consumer.stream.loop import LoopState, ScoringLoop
 from consumer.stream.records import RebalanceHook, Source
 from consumer.stream.tracing import StreamTracing
@@ -32,6 +33,7 @@ from consumer.wiring import (
     build_feature_source,
     build_processor,
     build_schema_registry,
+    kafka_properties,
     load_models,
     producer_properties,
     publish_model_info,
@@ -68,14 +70,19 @@ class Service:
         self.state = LoopState()
         self.spans = build_spans(config.tracing, worker_index)  # None unless tracing.spans
         self.tracing = StreamTracing(config.tracing, self.metrics, self.spans)
+        self.kafka_health = KafkaHealth(
+            self.clock, self.metrics, config.kafka.auth_failure_exit_s,
+            identity_of(kafka_properties(config, "consumer")),
+        )  # fmt: skip
         self.http_port: int | None = None
         self._http_runner: web.AppRunner | None = None
 
     def _make_source(self, on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
         k = self.config.kafka
         return KafkaSource(
-            k.bootstrap_servers, k.group_id, k.input_topic, k.consumer, on_assign, on_revoke
-        )
+            k.bootstrap_servers, k.group_id, k.input_topic,
+            kafka_properties(self.config, "consumer"), on_assign, on_revoke, self.kafka_health,
+        )  # fmt: skip
 
     def start_http(self) -> int:
         """Serve /metrics, /healthz and /readyz; returns the bound port."""
@@ -97,8 +104,9 @@ class Service:
         api: RankingApi | None = None
         try:
             sink = KafkaSink(
-                k.bootstrap_servers, producer_properties(self.config, self.worker_index)
-            )
+                k.bootstrap_servers, producer_properties(self.config, self.worker_index),
+                self.kafka_health,
+            )  # fmt: skip
             loop = ScoringLoop(
                 self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
                 self.state, overlap_fetch=self.fetcher.remote, tracing=self.tracing,

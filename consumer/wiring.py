@@ -9,9 +9,11 @@ the API, so both can build on it without an import cycle.
 from __future__ import annotations
 
 import socket
+import ssl
 
 from consumer.clock import Clock
-from consumer.config import Config
+from consumer.config import Config, client_properties, read_secret_file
+from consumer.errors import ConfigError
 from consumer.features.fetcher import BatchFetcher
 from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
@@ -20,13 +22,28 @@ from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.stream.processor import BatchProcessor
 from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry, load_bundled
+from schemas.registry_auth import RegistryAuth, registry_ssl_context, split_user_info
 from schemas.serde import JobDecoder, RankedListEncoder
 from scoring.kernel import Scorer
 
 
+def kafka_secrets(config: Config) -> dict[str, str]:
+    """The values of ``[kafka.secret_files]``, read now (paths relative to the config file)."""
+    return {
+        prop: read_secret_file(config.path(path), f"kafka.secret_files.{prop}")
+        for prop, path in config.kafka.secret_files.items()
+    }
+
+
+def kafka_properties(config: Config, client: str = "") -> dict[str, str]:
+    """librdkafka properties of a ``consumer``, ``producer`` or (``""``) admin/tool client:
+    ``[kafka.common]``, the secret files, then the client's own section."""
+    return client_properties(config.kafka, client, kafka_secrets(config))
+
+
 def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
     """Producer properties; exactly-once adds a transactional id stable per worker."""
-    props = dict(config.kafka.producer)
+    props = kafka_properties(config, "producer")
     if config.delivery.mode == "exactly_once":
         default_id = f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
         props.setdefault("transactional.id", config.delivery.transactional_id or default_id)
@@ -67,8 +84,12 @@ def build_processor(
 
 
 def build_schema_registry(config: Config) -> SchemaRegistry:
-    if config.schemas.registry_url:
-        return HttpSchemaRegistry(config.schemas.registry_url)
+    s = config.schemas
+    if s.registry_url:
+        return HttpSchemaRegistry(
+            s.registry_url, s.timeout_ms / 1000,
+            auth=registry_auth(config), ssl_context=registry_tls(config),
+        )  # fmt: skip
     return StaticRegistry(
         {
             config.schemas.job_schema_id: load_bundled("ScoringJob"),
@@ -86,3 +107,39 @@ def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> Feat
         config.path(f.users_file) if f.users_file else None,
         config.path(f.items_file) if f.items_file else None,
     )
+
+
+def registry_auth(config: Config) -> RegistryAuth | None:
+    """The configured registry credentials: basic auth or a bearer token, at most one source.
+
+    Credentials left in ``registry_url`` are handled by the client itself (basic auth)."""
+    s = config.schemas
+    given = {
+        "schemas.registry_url (user info)": split_user_info(s.registry_url)[1] is not None,
+        "schemas.basic_auth_user_info": bool(s.basic_auth_user_info),
+        "schemas.basic_auth_file": bool(s.basic_auth_file),
+        "schemas.token": bool(s.token),
+        "schemas.token_file": bool(s.token_file),
+    }
+    chosen = [key for key, present in given.items() if present]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one registry credential, got {chosen}", key=chosen[1])
+    if s.basic_auth_user_info or s.basic_auth_file:
+        file = config.path(s.basic_auth_file) if s.basic_auth_file else None
+        return RegistryAuth.basic(s.basic_auth_user_info, file)
+    if s.token or s.token_file:
+        return RegistryAuth.bearer(s.token, config.path(s.token_file) if s.token_file else None)
+    return None
+
+
+def registry_tls(config: Config) -> ssl.SSLContext | None:
+    s = config.schemas
+
+    def path(value: str) -> str:
+        return str(config.path(value)) if value else ""
+
+    try:
+        return registry_ssl_context(path(s.ca_file), path(s.client_cert), path(s.client_key))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"invalid TLS material: {reason}", key="schemas.ca_file") from exc

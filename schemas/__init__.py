@@ -21,6 +21,7 @@ from schemas.parsed import ParsedSchema, load_bundled, parse
 from schemas.ranked import RankedListDecoder, RankedListEncoder
 from schemas.records import DecodedJobs, JobColumns, RankedList, ScoringJob
 from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry
+from schemas.registry_auth import RegistryAuth, registry_ssl_context
 
 __all__ = [
     "DecodeError",
@@ -35,6 +36,7 @@ __all__ = [
     "RankedList",
     "RankedListDecoder",
     "RankedListEncoder",
+    "RegistryAuth",
     "RegistryError",
     "SchemaError",
     "SchemaNotRegisteredError",
@@ -44,4 +46,5 @@ __all__ = [
     "UnknownSchemaIdError",
     "load_bundled",
     "parse",
+    "registry_ssl_context",
 ]

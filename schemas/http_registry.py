@@ -4,15 +4,21 @@ Used calls: ``GET /schemas/ids/{id}`` to resolve a writer schema and
 ``POST /subjects/{subject}/versions`` to register a schema (idempotent: an already registered
 schema returns its existing id).
 
+Authentication (`schemas.registry_auth`): HTTP basic auth or a bearer token, each from a value or
+a re-read file; credentials in the URL (``https://user:pass@host``) are accepted, taken out of it
+and sent as basic auth. TLS with a custom CA and client certificates through ``ssl_context``.
+
 Invariants: every request has a timeout; successful answers are cached for the life of the
 object (ids are immutable in a registry), failures are not; transport failures, 5xx answers and
 unparseable bodies raise :class:`RegistryError` (retriable), a 404 for an id raises
-:class:`UnknownSchemaIdError`; nothing else escapes.
+:class:`UnknownSchemaIdError`; nothing else escapes. ``url`` never holds credentials, so no
+error, ``repr`` or log line can print them; a 401 re-reads a credentials file and retries once.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import urllib.error
 import urllib.parse
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 
 from schemas.errors import InvalidSchemaError, RegistryError, UnknownSchemaIdError
 from schemas.parsed import ParsedSchema, parse
+from schemas.registry_auth import CredentialsUnavailable, RegistryAuth, split_user_info
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 #: Confluent error code for "schema not found".
@@ -32,17 +39,33 @@ _T = TypeVar("_T")
 class HttpSchemaRegistry:
     """Resolves and registers schemas on a Schema Registry, caching what it learns."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        *,
+        auth: RegistryAuth | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
-        self.url = url.rstrip("/")
+        clean, user_info = split_user_info(url)
+        if user_info is not None:
+            if auth is not None:
+                raise ValueError("the registry URL carries credentials and auth is given too")
+            auth = RegistryAuth.basic(user_info)
+        self.url = clean.rstrip("/")
         self.timeout_s = timeout_s
+        self._auth = auth
+        self._ssl = ssl_context
         self._lock = threading.Lock()
         self._by_id: dict[int, ParsedSchema] = {}
         self._ids: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
-        return f"HttpSchemaRegistry(url={self.url!r}, timeout_s={self.timeout_s})"
+        return (
+            f"HttpSchemaRegistry(url={self.url!r}, timeout_s={self.timeout_s}, auth={self._auth!r})"
+        )
 
     def schema_for_id(self, schema_id: int) -> ParsedSchema:
         cached = self._by_id.get(schema_id)
@@ -75,13 +98,32 @@ class HttpSchemaRegistry:
         return schema_id
 
     def _request(self, method: str, path: str, payload: Any = None) -> tuple[int, bytes]:
+        status, body = self._send(method, path, payload)
+        if status == 401 and self._auth is not None and self._reload_auth(path):
+            status, body = self._send(method, path, payload)  # a rotated credential: once more
+        return status, body
+
+    def _reload_auth(self, path: str) -> bool:
+        assert self._auth is not None
+        try:
+            return self._auth.reload()
+        except CredentialsUnavailable as exc:
+            raise RegistryError(str(exc), url=self.url + path) from None
+
+    def _send(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
         data = None if payload is None else json.dumps(payload).encode()
         headers = {"Accept": CONTENT_TYPE}
         if data is not None:
             headers["Content-Type"] = CONTENT_TYPE
+        try:
+            headers.update(self._auth.headers() if self._auth is not None else {})
+        except CredentialsUnavailable as exc:
+            raise RegistryError(str(exc), url=self.url + path) from None
         request = urllib.request.Request(self.url + path, data, headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout_s, context=self._ssl
+            ) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             with exc:
@@ -93,6 +135,9 @@ class HttpSchemaRegistry:
     def _raise_for_status(status: int, body: bytes, url: str) -> None:
         if 200 <= status < 300:
             return
+        if status in (401, 403):
+            what = "unauthorized" if status == 401 else "forbidden"
+            raise RegistryError(f"{what}: check the registry credentials", url=url, status=status)
         message = body[:200].decode("utf-8", "replace")
         raise RegistryError(f"unexpected answer: {message}", url=url, status=status)
 

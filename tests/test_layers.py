@@ -24,6 +24,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "consumer.api": ("consumer.service", "consumer.devtools", "consumer.workers", "consumer.cli"),
     "consumer.wiring": ("consumer.service", "consumer.api", "consumer.devtools"),
     "consumer.service": ("consumer.devtools",),
+    "consumer.security": ("consumer.stream", "consumer.api", "consumer.service",
+                          "consumer.devtools", "consumer.features"),
     "consumer.telemetry": ("consumer.stream.loop", "consumer.stream.processor", "consumer.api",
                            "consumer.service", "consumer.devtools", "consumer.wiring"),
     "schemas": ("consumer", "scoring"),

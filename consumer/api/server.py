@@ -10,6 +10,10 @@ Status codes follow the stream path's error taxonomy: 400 for a body that can ne
 unsupported content type, 503 with ``Retry-After`` when the feature store is unavailable under
 the ``pause`` policy (or the server is stopping), 504 when a request's deadline passes first.
 
+Authentication (`consumer.api.auth`): with ``api.tokens_file`` every ``/v1/rank`` request needs
+``Authorization: Bearer <token>`` (401 otherwise); the API refuses to listen beyond loopback
+without it unless ``api.allow_unauthenticated`` is set. ``/metrics`` and the probes stay open.
+
 Two ways to run it, both on the same `Metrics` registry (requests labelled by path):
 
 - beside the Kafka loop: `consumer.service.Service` starts it on its event-loop thread with the
@@ -34,6 +38,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from consumer.api.auth import TokenFile, bearer_middleware, check_exposure
 from consumer.api.batcher import Answer, Failure, MicroBatcher, SerializedScorer
 from consumer.api.codec import AVRO_TYPES, JSON_TYPES, RankRequest, parse_avro, parse_json, render
 from consumer.api.tracing import HttpTracing
@@ -81,8 +86,11 @@ class RankingApi:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         retry_after_s: int = 1,
         tracing: HttpTracing | None = None,
+        tokens: TokenFile | None = None,
     ) -> None:
         self._tracing = tracing or HttpTracing(TracingConfig(), metrics)
+        self._tokens = tokens
+        self._allow_unauthenticated = config.allow_unauthenticated
         self.batcher = MicroBatcher(processor, metrics, config.max_wait_ms / 1000,
                                     config.max_batch_jobs, WORKERS, retry_after_s)  # fmt: skip
         self._fetcher = fetcher
@@ -114,12 +122,18 @@ class RankingApi:
             config, schemas, models, scorer or SerializedScorer(), fetcher, clock
         )
         tracing = HttpTracing(config.tracing, metrics, spans)
+        tokens = TokenFile(config.path(config.api.tokens_file)) if config.api.tokens_file else None
+        if tokens is not None:
+            tokens.load()  # fail at start-up, not on the first request
         return cls(processor, fetcher, JobDecoder(schemas), metrics, clock, config.api, models,
-                   timeout_ms, config.features.breaker_reset_s, tracing)  # fmt: skip
+                   timeout_ms, config.features.breaker_reset_s, tracing, tokens)  # fmt: skip
 
     def build_app(self, ops: bool = False) -> web.Application:
         """The application; ``ops`` adds /metrics, /healthz and /readyz (standalone serving)."""
-        app = web.Application()
+        guard = [] if self._tokens is None else [
+            bearer_middleware(self._tokens, frozenset({RANK_PATH}), self._metrics)
+        ]  # fmt: skip
+        app = web.Application(middlewares=guard)
         app.router.add_post(RANK_PATH, self._rank)
         if ops:
             add_ops_routes(app, self._metrics.registry, self._alive, self._ready)
@@ -137,8 +151,10 @@ class RankingApi:
 
     async def start(self, host: str, port: int, ops: bool = False) -> int:
         """Serve on the running loop; returns the bound port (``port`` 0 picks a free one)."""
+        check_exposure(host, self._tokens is not None, self._allow_unauthenticated)
         self._runner, self.port = await start_server(self.build_app(ops), host, port)
-        log.info("ranking API on http://%s:%d%s", host, self.port, RANK_PATH)
+        auth = "bearer tokens" if self._tokens is not None else "no authentication"
+        log.info("ranking API on http://%s:%d%s (%s)", host, self.port, RANK_PATH, auth)
         return self.port
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ Works against any cluster (`create_topics`), and against the local broker while 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -16,7 +16,7 @@ from confluent_kafka.cimpl import NewTopic
 from consumer.devtools.kafka_jars import LocalKafkaError
 
 
-def _admin(bootstrap: str) -> AdminClient:
+def _admin(bootstrap: str, properties: Mapping[str, str] | None = None) -> AdminClient:
     # While the JVM boots every connection is refused: librdkafka's complaints are silenced
     # (log_level 0), and a short backoff keeps its default (exponential, up to 10 s) from
     # delaying readiness. No Python `logger=`: a log callback into a client being destroyed on
@@ -27,14 +27,19 @@ def _admin(bootstrap: str) -> AdminClient:
         "reconnect.backoff.max.ms": 250,
         "log_level": 0,
     }
+    config.update(properties or {})  # e.g. SASL_SSL credentials of a secured cluster
     return AdminClient(config)
 
 
 def await_broker(
-    bootstrap: str, node_id: int, exited: Callable[[], bool], timeout_s: float
+    bootstrap: str,
+    node_id: int,
+    exited: Callable[[], bool],
+    timeout_s: float,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
     """Wait until metadata lists the node: it has registered with its controller, unfenced."""
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, properties)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if exited():
@@ -49,10 +54,16 @@ def await_broker(
 
 
 def create_topics(
-    bootstrap: str, names: Sequence[str], partitions: int = 1, timeout_s: float = 30.0
+    bootstrap: str,
+    names: Sequence[str],
+    partitions: int = 1,
+    timeout_s: float = 30.0,
+    properties: Mapping[str, str] | None = None,
 ) -> None:
-    """Create topics (existing ones are accepted) and wait until every partition has a leader."""
-    admin = _admin(bootstrap)
+    """Create topics (existing ones are accepted) and wait until every partition has a leader.
+
+    ``properties``: extra librdkafka properties of the admin client (security settings)."""
+    admin = _admin(bootstrap, properties)
     new_topics = [NewTopic(name, num_partitions=partitions) for name in names]
     for name, future in admin.create_topics(new_topics, operation_timeout=timeout_s).items():
         try:

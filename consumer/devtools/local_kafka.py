@@ -13,7 +13,10 @@ Invariants:
   terminal's Ctrl-C does not reach it; ``stop`` decides), ``stop`` is registered with ``atexit``,
   and on Linux the kernel SIGKILLs it when the starting *thread* exits (PR_SET_PDEATHSIG), so
   start brokers from a long-lived thread.
-- ``restart`` keeps both ports and the data directory: clients holding ``bootstrap`` reconnect.
+- ``restart`` keeps every port and the data directory: clients holding ``bootstrap`` reconnect.
+- Secured (``security`` given, see `consumer.devtools.kafka_node.BrokerSecurity`): ``bootstrap``
+  is a SASL_SSL listener; readiness checks and topic creation authenticate as the admin user
+  (``admin_properties``); SCRAM users are created when the storage is formatted.
 
 Errors: every failure to fetch, format, start or create topics raises ``LocalKafkaError``, a
 direct ``StreamScorerError``: fatal to the caller, nothing here retries beyond its own bounded
@@ -48,6 +51,7 @@ from consumer.devtools.kafka_jars import (
 from consumer.devtools.kafka_node import (
     LOG4J2,
     NODE_ID,
+    BrokerSecurity,
     broker_properties,
     free_ports,
     jvm_options,
@@ -100,12 +104,15 @@ class LocalKafka:
         port: int | None = None,
         log_file: Path | None = None,
         start_timeout_s: float = 60.0,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self._cache_dir = cache_dir
         self._data_dir = data_dir
         self._owns_data_dir = data_dir is None
         self._port = port
         self._controller_port: int | None = None
+        self._internal_port: int | None = None
+        self._security = security
         self._log_file = log_file
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
@@ -133,6 +140,17 @@ class LocalKafka:
         return f"127.0.0.1:{self._port}"
 
     @property
+    def security(self) -> BrokerSecurity | None:
+        return self._security
+
+    @property
+    def admin_properties(self) -> dict[str, str]:
+        """librdkafka properties of an admin (super user) client; empty when not secured."""
+        if self._security is None:
+            return {}
+        return self._security.client_properties(self._security.admin)
+
+    @property
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -156,7 +174,10 @@ class LocalKafka:
         started = time.monotonic()
         self._launch(lib, config)
         try:
-            await_broker(self.bootstrap, NODE_ID, self._process_exited, self._start_timeout_s)
+            await_broker(
+                self.bootstrap, NODE_ID, self._process_exited, self._start_timeout_s,
+                self.admin_properties,
+            )  # fmt: skip
         except LocalKafkaError as exc:
             self.kill()
             raise LocalKafkaError(str(exc), self._logtail()) from exc
@@ -200,7 +221,7 @@ class LocalKafka:
             self._data_dir = None
 
     def create_topics(self, names: Sequence[str], partitions: int = 1) -> None:
-        create_topics(self.bootstrap, names, partitions)
+        create_topics(self.bootstrap, names, partitions, properties=self.admin_properties)
 
     def _detach(self) -> subprocess.Popen[bytes] | None:
         process, self._process = self._process, None
@@ -216,17 +237,22 @@ class LocalKafka:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         return self._data_dir
 
-    def _ports(self) -> tuple[int, int]:
+    def _ports(self) -> tuple[int, int, int]:
         """Chosen once, so a restarted broker answers where clients already point."""
-        if self._port is None or self._controller_port is None:
-            free = [port for port in free_ports(3) if port != self._port]
+        if self._port is None or self._controller_port is None or self._internal_port is None:
+            free = [port for port in free_ports(4) if port != self._port]
             self._port = self._port or free.pop()
-            self._controller_port = free[0]
-        return self._port, self._controller_port
+            self._controller_port, self._internal_port = free[0], free[1]
+        return self._port, self._controller_port, self._internal_port
 
-    def _write_config(self, data_dir: Path, port: int, controller_port: int) -> Path:
+    def _write_config(
+        self, data_dir: Path, port: int, controller_port: int, internal_port: int
+    ) -> Path:
         config = data_dir / "server.properties"
-        write_properties(config, broker_properties(port, controller_port, data_dir / "kraft"))
+        properties = broker_properties(
+            port, controller_port, data_dir / "kraft", self._security, internal_port
+        )
+        write_properties(config, properties)
         (data_dir / "log4j2.properties").write_text(LOG4J2)
         return config
 
@@ -240,6 +266,7 @@ class LocalKafka:
             # "=" form: a base64url id may begin with "-" and would parse as an option.
             f"--cluster-id={new_cluster_id()}",
             f"--config={config}",
+            *(self._security.scram_arguments() if self._security is not None else []),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -12,6 +12,7 @@ the file is read only when its stat changed or a reload is forced, never per req
 
 from __future__ import annotations
 
+import base64
 import logging
 import ssl
 from pathlib import Path
@@ -94,6 +95,12 @@ def build_ssl_context(ca_file: str, client_cert: str, client_key: str) -> ssl.SS
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"invalid TLS material: {exc}", key="features.ca_file") from exc
     return context
+
+
+def basic_header(user: str, password: str) -> dict[str, str]:
+    """HTTP basic auth (from credentials that were in the feature server's URL)."""
+    encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {encoded}"}
 
 
 def bearer_header(token: str | None) -> dict[str, str]:

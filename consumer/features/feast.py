@@ -17,6 +17,9 @@ Errors (all `FeatureStoreError`, a `FeaturesUnavailableError`, with a metric ``k
 429 honouring Retry-After), ``unauthorized`` (401: the token is re-read and the request retried
 once), ``http_4xx`` and ``malformed`` (not retriable). Retries back off with jitter and never
 sleep past the deadline. Messages never carry the bearer token.
+
+Credentials in the URL (``https://user:pass@feast``) are taken out of it and sent as HTTP basic
+auth; the endpoint kept (and shown in ``repr``) has none. A bearer token wins over them.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from consumer.errors import ConfigError, FeaturesUnavailableError
-from consumer.features.auth import TokenSource, bearer_header
+from consumer.features.auth import TokenSource, basic_header, bearer_header
 from consumer.features.breaker import backoff_s, parse_retry_after
 from consumer.features.cache import Columns
 from consumer.metrics import Metrics
+from consumer.security.redact import split_credentials
 from scoring.hashing import hash_optional_strings
 
 PRESENT = "PRESENT"
@@ -212,7 +216,9 @@ class FeastClient:
         metrics: Metrics,
         rng: random.Random | None = None,
     ) -> None:
-        self._endpoint = url.rstrip("/") + "/get-online-features"
+        clean, user, password = split_credentials(url)
+        self._endpoint = clean.rstrip("/") + "/get-online-features"
+        self._basic = {} if user is None else basic_header(user, password or "")
         self._tokens = tokens
         self._ssl = ssl_context
         self._limits = limits
@@ -279,7 +285,7 @@ class FeastClient:
     async def _post(self, query: FeatureQuery, ids: NDArray[np.int64], deadline: float) -> bytes:
         session, slots = self._ensure_session()
         token = self._tokens.current()
-        headers = {"Content-Type": "application/json", **bearer_header(token)}
+        headers = {"Content-Type": "application/json", **self._basic, **bearer_header(token)}
         async with slots:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

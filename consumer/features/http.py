@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from consumer.clock import Clock
 from consumer.config import FeatureConfig
-from consumer.errors import FeaturesUnavailableError
+from consumer.errors import ConfigError, FeaturesUnavailableError
 from consumer.features.auth import TokenSource, build_ssl_context
 from consumer.features.breaker import BreakerState, CircuitBreaker
 from consumer.features.cache import Columns, EntityCache
@@ -40,6 +40,7 @@ from consumer.features.feast import (
 )
 from consumer.features.source import BatchFeatures
 from consumer.metrics import Metrics
+from consumer.security.redact import split_credentials
 from scoring.features import UserFeatures
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,12 @@ class HttpFeatureSource:
 
         def path(value: str) -> str:
             return str(resolve(value)) if value else ""
+
+        if split_credentials(config.url)[1] is not None and (config.token or config.token_file):
+            raise ConfigError(
+                "features.url carries credentials and a bearer token is configured: use one",
+                key="features.url",
+            )
 
         tokens = TokenSource(
             config.token, resolve(config.token_file) if config.token_file else None

@@ -4,7 +4,9 @@
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
 librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
 librdkafka's own log lines go to the rate-limited ``consumer.librdkafka`` logger
-(`consumer.telemetry.logs.librdkafka_logger`).
+(`consumer.stream.kafka_health.librdkafka_logger`, with its FAIL lines demoted to DEBUG).
+Both report their clients' errors to one `KafkaHealth` (`consumer.stream.kafka_health`), which
+the source consults after every poll: security failures are logged once and bounded in time.
 """
 
 from __future__ import annotations
@@ -16,12 +18,31 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.errors import FatalKafkaError, TransactionAbortedError, TransportError
+from consumer.clock import SystemClock
+from consumer.errors import (
+    DeliveryError,
+    FatalKafkaError,
+    TransactionAbortedError,
+    TransportError,
+)
+from consumer.stream.kafka_health import (
+    KafkaHealth,
+    event_of,
+    identity_of,
+    librdkafka_logger,
+    security_kind,
+)
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, Token
 from consumer.stream.records import TopicPartition as TP
-from consumer.telemetry.logs import librdkafka_logger
 
 log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 1.0
+INIT_SLICE_S = 5.0
+
+
+def default_health(properties: Mapping[str, str]) -> KafkaHealth:
+    """A health record that logs and never exits: for clients built without the service."""
+    return KafkaHealth(SystemClock(), None, 0, identity_of(dict(properties)))
 
 
 def _to_tps(partitions: Sequence[TopicPartition]) -> list[TP]:
@@ -39,7 +60,10 @@ class KafkaSource:
         extra: Mapping[str, str],
         on_assign: RebalanceHook,
         on_revoke: RebalanceHook,
+        health: KafkaHealth | None = None,
     ) -> None:
+        self._topic = topic
+        self._health = health or default_health(extra)
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
@@ -52,6 +76,7 @@ class KafkaSource:
         }
         conf.update(extra)
         conf["on_commit"] = self._committed
+        conf["error_cb"] = self._health.on_error
         self._commit_failures: deque[dict[TP, int]] = deque()
         self._consumer = Consumer(conf, logger=librdkafka_logger())
         self._hooks = (on_assign, on_revoke)
@@ -72,6 +97,7 @@ class KafkaSource:
         return out
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._health.recovered()  # the group coordinator answered: we are authenticated
         self._hooks[0](_to_tps(partitions))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -90,13 +116,27 @@ class KafkaSource:
                 self._on_error(err)
                 continue
             out.append(_convert(msg))
+        if out:
+            self._health.recovered()
+        self._health.check()  # raises FatalKafkaError once a security failure outlasts its bound
+        if self._health.wants_probe():
+            self._probe()
         return out
 
-    @staticmethod
-    def _on_error(err: KafkaError) -> None:
+    def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise TransportError(f"fatal consumer error: {err.str()}")
-        log.warning("consumer error: %s", err.str())
+        self._health.report(event_of(err))  # logged once per episode or rate-limited
+
+    def _probe(self) -> None:
+        """While failing: does the broker answer a metadata request now?"""
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=PROBE_TIMEOUT_S)
+        except KafkaException:
+            return
+        topic = metadata.topics.get(self._topic)
+        if topic is not None and topic.error is None:
+            self._health.recovered()
 
     def seek(self, positions: Mapping[TP, int]) -> None:
         """Rewind (or move) partitions to the given next offsets to read."""
@@ -173,7 +213,10 @@ def _headers(msg: Message) -> tuple[tuple[str, bytes | None], ...]:
 class KafkaSink:
     """An idempotent producer whose delivery reports are queued for the loop to read."""
 
-    def __init__(self, bootstrap: str, extra: Mapping[str, str]) -> None:
+    def __init__(
+        self, bootstrap: str, extra: Mapping[str, str], health: KafkaHealth | None = None
+    ) -> None:
+        self._health = health or default_health(extra)
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -183,6 +226,7 @@ class KafkaSink:
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(extra)
+        conf["error_cb"] = self._health.on_error
         self._producer = Producer(conf, logger=librdkafka_logger())
         self._deliveries: deque[Delivery] = deque()
 
@@ -197,12 +241,18 @@ class KafkaSink:
         wire_headers: list[tuple[str, str | bytes | None]] = list(headers)
 
         def report(err: KafkaError | None, _msg: Message) -> None:
-            self._deliveries.append(Delivery(token, None if err is None else err.str()))
+            self._deliveries.append(Delivery(token, None if err is None else _reason(err, topic)))
 
-        produce_waiting(self._producer, topic, value, key, report, wire_headers)
+        try:
+            produce_waiting(self._producer, topic, value, key, report, wire_headers)
+        except KafkaException as exc:  # e.g. the topic is known to refuse us: fail like a delivery
+            raise DeliveryError(f"cannot produce: {_reason(exc.args[0], topic)}") from exc
 
     def poll(self, timeout_s: float = 0.0) -> None:
-        self._producer.poll(timeout_s)
+        try:
+            self._producer.poll(timeout_s)
+        except KafkaException as exc:  # librdkafka raises a fatal producer error from poll
+            raise _fatal(exc) from exc
 
     def take_deliveries(self) -> list[Delivery]:
         out = list(self._deliveries)
@@ -211,12 +261,22 @@ class KafkaSink:
 
     def flush(self, timeout_s: float) -> int:
         """Wait for outstanding deliveries; returns how many are still not reported."""
-        remaining: int = self._producer.flush(timeout_s)
+        try:
+            remaining: int = self._producer.flush(timeout_s)
+        except KafkaException as exc:
+            raise _fatal(exc) from exc
         return remaining
 
     def init_transactions(self, timeout_s: float = 30.0) -> None:
-        """Register the transactional id, fencing any older instance that used it."""
-        self._transactional(lambda: self._producer.init_transactions(timeout_s))
+        """Register the transactional id, fencing any older instance that used it.
+
+        Waits in slices of `INIT_SLICE_S` (a timed-out call resumes where it stopped): between
+        slices the client's error reports are served, so a broker that refuses us ends the wait
+        once `KafkaHealth`'s bound passes instead of after every retry of a 30 s call.
+        """
+        slice_s = min(timeout_s, INIT_SLICE_S)
+        attempts = max(5, round(5 * timeout_s / slice_s))  # the same total wait as before
+        self._transactional(lambda: self._producer.init_transactions(slice_s), attempts)
 
     def begin(self) -> None:
         self._transactional(self._producer.begin_transaction)
@@ -235,8 +295,7 @@ class KafkaSink:
     def abort_transaction(self, timeout_s: float = 30.0) -> None:
         self._transactional(lambda: self._producer.abort_transaction(timeout_s))
 
-    @staticmethod
-    def _transactional(call: Callable[[], object], attempts: int = 5) -> None:
+    def _transactional(self, call: Callable[[], object], attempts: int = 5) -> None:
         """Run a transactional API call: retry retriable errors, classify the others."""
         for attempt in range(attempts):
             try:
@@ -246,14 +305,44 @@ class KafkaSink:
                 err: KafkaError = exc.args[0]
                 if err.fatal():
                     raise FatalKafkaError(f"fatal producer error: {err.str()}") from exc
+                if security_kind(err.code()) is not None:  # retrying cannot help: exit, loudly
+                    raise FatalKafkaError(f"transactional call refused: {_reason(err)}") from exc
                 if err.txn_requires_abort():
                     raise TransactionAbortedError(f"transaction must abort: {err.str()}") from exc
                 if not err.retriable() or attempt == attempts - 1:
                     raise TransportError(f"transactional call failed: {err.str()}") from exc
-                log.warning("retrying transactional call: %s", err.str())
+                self.poll(0)  # serve error reports: the health may know why, and end the wait
+                self._health.check()
+                level = logging.DEBUG if self._health.failing else logging.WARNING
+                log.log(level, "retrying transactional call: %s", err.str())
 
     def __len__(self) -> int:
         return len(self._producer)
+
+
+def _fatal(exc: KafkaException) -> FatalKafkaError:
+    err: KafkaError = exc.args[0]
+    return FatalKafkaError(f"the producer cannot continue: {_reason(err)}")
+
+
+def _reason(err: KafkaError, topic: str = "") -> str:
+    """librdkafka's error text, with what to grant when a write was not authorized."""
+    code, text = err.code(), err.str()
+    if code == KafkaError.TOPIC_AUTHORIZATION_FAILED and topic:
+        return (
+            f"not authorized to write to topic {topic!r} ({err.name()}): grant WRITE on it to "
+            "the scorer's principal (`python -m consumer.security.acls`)"
+        )
+    if code == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+        # An idempotent producer needs IDEMPOTENT_WRITE on the cluster, which Kafka grants to
+        # any principal with WRITE on some topic: no WRITE anywhere fails here, before any topic.
+        return (
+            f"not authorized to write ({err.name()}: {text}): grant WRITE on the output topic "
+            "to the scorer's principal (`python -m consumer.security.acls`)"
+        )
+    if code == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        return f"{text}: grant WRITE on the transactional id (`python -m consumer.security.acls`)"
+    return str(text)
 
 
 def produce_waiting(

@@ -57,13 +57,15 @@ class ScorerSpec:
 class ScorerProcess:
     """One scorer subprocess; its output goes to a log file for post-mortems."""
 
-    def __init__(self, spec: ScorerSpec, log_dir: Path, worker_index: int = 0) -> None:
+    def __init__(
+        self, spec: ScorerSpec, log_dir: Path, worker_index: int = 0, log_level: str = "INFO"
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"scorer-{worker_index}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [*die_with_parent_prefix(), sys.executable, "-X", "faulthandler", "-m", "consumer.cli",
-             "--log-level", "INFO", "run",
+             "--log-level", log_level, "run",
              "--worker-index", str(worker_index)],
             env=spec.environ(worker_index), stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -31,3 +33,47 @@ def test_subcommands_exist() -> None:
     parser = build_parser()
     for command in ("run", "serve", "produce", "demo"):
         assert parser.parse_args([command]).command == command
+
+
+class RecordingProducer:
+    """Stands in for confluent_kafka.Producer: keeps its configuration, acks every record."""
+
+    configs: ClassVar[list[dict[str, object]]] = []
+
+    def __init__(self, config: dict[str, object]) -> None:
+        RecordingProducer.configs.append(config)
+        self._pending: list[Callable[[object, object], None]] = []
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self._pending.append(kwargs["on_delivery"])
+
+    def poll(self, timeout: float = 0.0) -> int:
+        pending, self._pending = self._pending, []
+        for report in pending:
+            report(None, None)
+        return len(pending)
+
+    def flush(self, timeout: float = 0.0) -> int:
+        self.poll()
+        return 0
+
+
+def test_produce_uses_the_common_kafka_properties_and_secret_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "password").write_text("pw-from-file\n")
+    config = tmp_path / "scorer.toml"
+    config.write_text(
+        '[kafka]\nbootstrap_servers = "broker:9093"\n'
+        '[kafka.common]\n"security.protocol" = "SASL_SSL"\n"sasl.username" = "loader"\n'
+        '[kafka.secret_files]\n"sasl.password" = "password"\n'
+    )
+    monkeypatch.setattr("consumer.cli.Producer", RecordingProducer)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
+    RecordingProducer.configs.clear()
+    assert main(["produce", "--config", str(config), "--jobs", "3", "--candidates", "5"]) == 0
+    (used,) = RecordingProducer.configs
+    assert used["bootstrap.servers"] == "broker:9093"
+    assert used["security.protocol"] == "SASL_SSL"
+    assert used["sasl.password"] == "pw-from-file"
+    assert "produced 3 jobs" in capsys.readouterr().out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from consumer.config import load_config
+from consumer.config import client_properties, load_config
 from consumer.errors import ConfigError
+from consumer.wiring import kafka_properties, kafka_secrets
 
 TOML = """
 [kafka]
@@ -77,3 +80,89 @@ def test_invalid_configuration_is_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(env, text)
+
+
+COMMON = """
+[kafka.common]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "scorer"
+"linger.ms" = "1"
+
+[kafka.producer]
+"linger.ms" = "5"
+
+[kafka.secret_files]
+"sasl.password" = "secrets/kafka-password"
+"""
+
+
+def test_common_properties_reach_every_client_and_per_client_sections_win() -> None:
+    config = load_config({}, COMMON)
+    secrets = {"sasl.password": "from-file"}
+    consumer = client_properties(config.kafka, "consumer", secrets)
+    producer = client_properties(config.kafka, "producer", secrets)
+    admin = client_properties(config.kafka, "", secrets)
+    for props in (consumer, producer, admin):
+        assert props["security.protocol"] == "SASL_SSL"
+        assert props["sasl.mechanism"] == "SCRAM-SHA-512"
+        assert props["sasl.password"] == "from-file"
+    assert producer["linger.ms"] == "5"  # [kafka.producer] overrides [kafka.common]
+    assert consumer["linger.ms"] == admin["linger.ms"] == "1"
+    with pytest.raises(ValueError, match="unknown Kafka client"):
+        client_properties(config.kafka, "streams")
+
+
+def test_common_and_secret_files_from_the_environment() -> None:
+    env = {
+        "STREAM_SCORER__KAFKA_COMMON__SSL_CA_LOCATION": "/etc/ca.pem",
+        "STREAM_SCORER__KAFKA_SECRET_FILES__SSL_KEY_PASSWORD": "/run/secrets/key-password",
+    }
+    config = load_config(env)
+    assert config.kafka.common == {"ssl.ca.location": "/etc/ca.pem"}
+    assert config.kafka.secret_files == {"ssl.key.password": "/run/secrets/key-password"}
+
+
+def test_secret_files_are_read_relative_to_the_config_without_their_newline(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "kafka-password").write_text("s3cr3t\n")
+    config = load_config({}, COMMON, str(tmp_path))
+    assert kafka_secrets(config) == {"sasl.password": "s3cr3t"}
+    assert kafka_properties(config, "consumer")["sasl.password"] == "s3cr3t"
+    assert "s3cr3t" not in repr(config)
+
+
+def test_a_missing_secret_file_names_the_key_and_the_file_only(tmp_path: Path) -> None:
+    config = load_config({}, COMMON, str(tmp_path))
+    with pytest.raises(ConfigError, match=r"kafka\.secret_files\.sasl\.password") as info:
+        kafka_secrets(config)
+    assert "kafka-password" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "secret"),
+    [
+        ("KAFKA_COMMON__SASL_PASSWORD", "pw-common-1", "pw-common-1"),
+        ("KAFKA_PRODUCER__SSL_KEY_PASSWORD", "pw-key-2", "pw-key-2"),
+        ("KAFKA_COMMON__SSL_KEY_PEM", "-----BEGIN PRIVATE KEY-----xyz", "xyz"),
+        ("KAFKA_COMMON__SASL_OAUTHBEARER_CLIENT_SECRET", "oauth-3", "oauth-3"),
+        ("SCHEMAS__BASIC_AUTH_USER_INFO", "user:basic-4", "basic-4"),
+        ("SCHEMAS__TOKEN", "bearer-5", "bearer-5"),
+        ("SCHEMAS__REGISTRY_URL", "https://user:url-6@registry:8081", "url-6"),
+        ("FEATURES__URL", "https://feast:url-7@feast:6566", "url-7"),
+        ("FEATURES__TOKEN", "feast-8", "feast-8"),
+    ],
+)
+def test_no_secret_in_the_config_repr(key: str, value: str, secret: str) -> None:
+    config = load_config({f"STREAM_SCORER__{key}": value})
+    shown = repr(config)
+    assert secret not in shown
+    assert "***" in shown
+
+
+def test_urls_keep_everything_but_their_credentials_in_the_repr() -> None:
+    config = load_config({"STREAM_SCORER__SCHEMAS__REGISTRY_URL": "https://u:p@registry:8081/x"})
+    assert "https://***@registry:8081/x" in repr(config)
+    assert "u:p" not in repr(config)

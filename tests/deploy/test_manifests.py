@@ -62,6 +62,8 @@ def test_k8s_has_every_resource_and_kustomize_lists_them() -> None:
         "Service",
         "PodDisruptionBudget",
         "ScaledObject",
+        "TriggerAuthentication",
+        "NetworkPolicy",
         "Kustomization",
     }
     listed = set(_k8s("Kustomization")["resources"])
@@ -152,10 +154,18 @@ def test_configmap_scorer_toml_loads() -> None:
     assert config.models.directory == "/srv/models"
 
 
-def test_configmap_differs_from_image_config_only_in_kafka_address() -> None:
+# The cluster connection: its address and its security (compose's local broker is plaintext).
+_CONNECTION = ("bootstrap_servers", "common", "secret_files")
+
+
+def test_configmap_differs_from_image_config_only_in_the_kafka_connection() -> None:
     mine = tomllib.loads(_configmap_toml())
     image = tomllib.loads((DEPLOY / "scorer.toml").read_text(encoding="utf-8"))
     assert mine["kafka"].pop("bootstrap_servers") != image["kafka"].pop("bootstrap_servers")
+    for key in _CONNECTION[1:]:
+        assert key in mine["kafka"]
+        mine["kafka"].pop(key)
+        image["kafka"].pop(key, None)
     assert mine == image
 
 
@@ -247,7 +257,7 @@ def test_compose_mounts_are_where_prometheus_and_grafana_look() -> None:
     datasources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     (datasource,) = datasources["datasources"]
     assert datasource["url"] == "http://prometheus:9090"
-    assert _compose()["services"]["prometheus"]["ports"] == ["9090:9090"]
+    assert _compose()["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
 
 
 def test_feast_repo_is_complete_and_reads_the_demo_features() -> None:
@@ -263,3 +273,144 @@ def test_feast_repo_is_complete_and_reads_the_demo_features() -> None:
     script = " ".join(_compose()["services"]["feast"]["command"])
     assert "python bootstrap.py /srv/features" in script
     assert "feast serve" in script
+
+
+# -- security -------------------------------------------------------------------------------
+
+
+def test_compose_publishes_every_port_on_loopback_only() -> None:
+    published = [
+        (name, port)
+        for name, service in _compose()["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert len(published) >= 6
+    assert [p for p in published if not str(p[1]).startswith("127.0.0.1:")] == []
+
+
+def test_compose_grafana_password_comes_from_a_file_the_user_creates() -> None:
+    grafana = _compose()["services"]["grafana"]
+    assert not any("PASSWORD" in key for key in grafana.get("environment", {}))
+    (env_file,) = grafana["env_file"]
+    assert env_file in _gitignored()  # the password stays out of the repository
+    example = (ROOT / f"{env_file}.example").read_text(encoding="utf-8")
+    assert re.search(r"^GF_SECURITY_ADMIN_PASSWORD=\S+", example, flags=re.MULTILINE)
+
+
+def _gitignored() -> set[str]:
+    return set((ROOT / ".gitignore").read_text(encoding="utf-8").split())
+
+
+def test_compose_prometheus_has_no_lifecycle_api() -> None:
+    command = _compose()["services"]["prometheus"]["command"]
+    assert not any("enable-lifecycle" in arg or "enable-admin-api" in arg for arg in command)
+
+
+def test_compose_runs_the_image_read_only_without_capabilities() -> None:
+    services = _compose()["services"]
+    for name in ("scorer-1", "scorer-2", "loadgen", "demo-data"):
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+
+
+@pytest.mark.parametrize("source", ["image", "configmap"])
+def test_shipped_config_never_serves_an_unauthenticated_api_beyond_loopback(source: str) -> None:
+    from consumer.api.auth import check_exposure
+
+    config = _image_config() if source == "image" else load_config({}, _configmap_toml())
+    assert config.api.allow_unauthenticated is False
+    check_exposure(config.api.host, bool(config.api.tokens_file), False)
+    assert config.server.host == "0.0.0.0"  # metrics and probes: documented, no secrets served
+
+
+def _secret_mounts() -> dict[str, str]:
+    """mountPath -> Secret name, for the scorer container."""
+    pod = _k8s("Deployment")["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    return {
+        m["mountPath"]: secrets[m["name"]]
+        for m in _scorer_container()["volumeMounts"]
+        if m["name"] in secrets
+    }
+
+
+def test_configmap_uses_sasl_ssl_with_hostname_verification() -> None:
+    common = load_config({}, _configmap_toml()).kafka.common
+    assert common["security.protocol"] == "SASL_SSL"
+    assert common["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert common["ssl.endpoint.identification.algorithm"] == "https"
+    assert "sasl.password" not in common  # a secret never sits in the ConfigMap
+
+
+def test_every_secret_the_config_reads_is_a_mounted_secret_file() -> None:
+    config = load_config({}, _configmap_toml())
+    files = [
+        *config.kafka.secret_files.values(),
+        config.kafka.common["ssl.ca.location"],
+        config.api.tokens_file,
+        "/var/run/secrets/stream-scorer/schema-registry/user-info",  # the commented example
+    ]
+    assert "/var/run/secrets/stream-scorer/schema-registry/user-info" in _configmap_toml()
+    mounts = _secret_mounts()
+    for path in files:
+        assert any(Path(path).parent == Path(mount) for mount in mounts), path
+    for env in _scorer_container().get("env", []):
+        assert "secretKeyRef" not in env.get("valueFrom", {}), "secrets come as files"
+
+
+def test_deployment_is_read_only_and_unprivileged() -> None:
+    for container in _k8s("Deployment")["spec"]["template"]["spec"]["containers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+
+
+def test_keda_authenticates_with_sasl_over_tls() -> None:
+    (trigger,) = _k8s("ScaledObject")["spec"]["triggers"]
+    auth = _k8s("TriggerAuthentication")
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    mechanism = load_config({}, _configmap_toml()).kafka.common["sasl.mechanism"]
+    assert trigger["metadata"]["sasl"] == mechanism.lower().replace("scram-sha-", "scram_sha")
+    assert trigger["metadata"]["tls"] == "enable"
+    params = {ref["parameter"]: ref for ref in auth["spec"]["secretTargetRef"]}
+    assert set(params) == {"username", "password", "ca"}
+    assert params["ca"]["name"] in _secret_mounts().values()  # the scorers' CA
+    assert params["password"]["name"] not in _secret_mounts().values()  # not the scorer's user
+
+
+def test_network_policy_admits_only_the_scrape_and_the_api_callers() -> None:
+    policy = _k8s("NetworkPolicy")["spec"]
+    labels = _k8s("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    ports = [p["port"] for rule in policy["ingress"] for p in rule["ports"]]
+    (metrics_port,) = _scorer_container()["ports"]
+    assert sorted(map(str, ports)) == sorted(
+        [metrics_port["name"], str(load_config({}, _configmap_toml()).api.port)]
+    )
+    assert all(rule.get("from") for rule in policy["ingress"])  # no rule open to everyone
+
+
+@pytest.mark.parametrize(
+    ("manifest", "role"), [("kafka-user.yaml", "scorer"), ("keda-kafka-user.yaml", "autoscaler")]
+)
+def test_strimzi_users_carry_exactly_the_acls_derived_from_the_config(
+    manifest: str, role: str
+) -> None:
+    from consumer.security.acls import acls_for, strimzi_acls
+
+    user = load_yaml(K8S / "strimzi" / manifest)
+    config = load_config({}, _configmap_toml())
+    assert user["kind"] == "KafkaUser"
+    assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+    assert user["spec"]["authorization"]["acls"] == strimzi_acls(acls_for(config, role))
+    if role == "scorer":
+        assert user["metadata"]["name"] == config.kafka.common["sasl.username"]
+        assert user["metadata"]["name"] in _secret_mounts().values()
+    else:
+        secret = {r["parameter"]: r["name"] for r in _k8s("TriggerAuthentication")["spec"][
+            "secretTargetRef"]}["password"]  # fmt: skip
+        assert secret == user["metadata"]["name"]

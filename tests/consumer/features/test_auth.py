@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 import subprocess
@@ -134,3 +135,51 @@ async def test_mutual_tls_with_a_custom_ca(
         "stream_scorer_feature_errors_total", {"kind": "connection"}
     )
     assert failures == (None if with_client_cert else 1.0)
+
+
+EXPECTED_BASIC = "Basic " + base64.b64encode(b"feast-user:s3cr:et").decode()
+
+
+@pytest.fixture
+async def basic_url() -> AsyncIterator[tuple[str, list[str | None]]]:
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != EXPECTED_BASIC:
+            return web.json_response({"detail": "unauthorized"}, status=401)
+        doc = await request.json()
+        entity, ids = next(iter(doc["entities"].items()))
+        return web.json_response(answer(entity, ids, doc["features"]))
+
+    app = web.Application()
+    app.router.add_post("/get-online-features", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+async def test_url_credentials_become_basic_auth_and_are_never_shown(
+    basic_url: tuple[str, list[str | None]],
+) -> None:
+    url, seen = basic_url
+    config = FeatureConfig(
+        source="http", url=url.replace("://", "://feast-user:s3cr%3Aet@"),
+        item_features="items:category", retries=0, timeout_ms=2000,
+    )  # fmt: skip
+    source = HttpFeatureSource.from_config(config, Metrics(CollectorRegistry()), ManualClock())
+    features = await source.fetch(np.array([1], np.int64), np.array([3], np.int64))
+    await source.close()
+    assert not features.degraded
+    assert seen == [EXPECTED_BASIC]
+    for shown in (repr(source), repr(config)):
+        assert "s3cr" not in shown
+
+
+def test_url_credentials_with_a_token_is_a_config_error() -> None:
+    config = FeatureConfig(source="http", url="http://u:p@feast:6566", token="t")
+    with pytest.raises(ConfigError, match=r"features\.url"):
+        HttpFeatureSource.from_config(config, Metrics(CollectorRegistry()), ManualClock())
