@@ -4,12 +4,20 @@ Sources, later wins: built-in defaults, the TOML file, environment variables nam
 ``STREAM_SCORER__<SECTION>__<KEY>`` (e.g. ``STREAM_SCORER__KAFKA__BOOTSTRAP_SERVERS``).
 Raw librdkafka properties live in ``[kafka.consumer]`` / ``[kafka.producer]`` (env:
 ``STREAM_SCORER__KAFKA_CONSUMER__SESSION_TIMEOUT_MS`` -> ``session.timeout.ms``) and pass straight
-through. Values that look like secrets are masked in ``repr``. Nothing here reads the process
-environment or the file system except `read_config_file`, called by the entry point.
+through, except the ones correctness depends on (`consumer.kafka_rules`). Values that look like
+secrets are masked in ``repr``. Nothing here reads the process environment or the file system
+except `read_config_file`, called by the entry point.
+
+Types are strict: a TOML value must have its key's type (``12.7``, ``true`` or ``"12"`` for an
+integer key is an error, never rounded or converted); the few keys that hold comma-separated lists
+(`JOINED_LISTS`) also take a TOML array of strings. Environment values are text and are parsed by
+the key's type: integers as decimal digits, booleans as true/false/1/0/yes/no/on/off.
+librdkafka properties take strings, integers or booleans (written ``true``/``false``).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -17,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consumer.errors import ConfigError
+from consumer.kafka_rules import CONSUMER_RULES, PRODUCER_RULES, check_properties
 
 ENV_PREFIX = "STREAM_SCORER__"
 _SECRET_MARKERS = ("password", "secret", "token", "key.pem", "sasl.oauthbearer")
@@ -32,6 +41,7 @@ class KafkaConfig:
     input_topic: str = "scoring-jobs"
     output_topic: str = "ranked-lists"
     group_id: str = "stream-scorer"
+    unreachable_exit_s: int = 300  # cluster unreachable this long: exit non-zero; 0: never
     consumer: Mapping[str, str] = field(default_factory=dict)
     producer: Mapping[str, str] = field(default_factory=dict)
 
@@ -39,8 +49,8 @@ class KafkaConfig:
         return (
             f"KafkaConfig(bootstrap_servers={self.bootstrap_servers!r}, "
             f"input_topic={self.input_topic!r}, output_topic={self.output_topic!r}, "
-            f"group_id={self.group_id!r}, consumer={_mask(self.consumer)!r}, "
-            f"producer={_mask(self.producer)!r})"
+            f"group_id={self.group_id!r}, unreachable_exit_s={self.unreachable_exit_s!r}, "
+            f"consumer={_mask(self.consumer)!r}, producer={_mask(self.producer)!r})"
         )
 
 
@@ -201,12 +211,36 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         if section.startswith("kafka_") and section[6:] in _PASSTHROUGH:
             raw.setdefault("kafka", {}).setdefault(section[6:], {})[key.replace("_", ".")] = value
         else:
-            raw.setdefault(section, {})[key] = value
+            raw.setdefault(section, {})[key] = _from_env(name, section, key, value)
+
+
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def _from_env(name: str, section: str, key: str, text: str) -> Any:
+    """An environment value parsed by the type of the key it sets (unknown keys stay text)."""
+    cls = _SECTIONS.get(section)
+    if cls is None or key not in {f.name for f in fields(cls)}:
+        return text
+    default = getattr(cls(), key)
+    if isinstance(default, Mapping):
+        raise ConfigError("a table cannot be set from the environment", key=name)
+    if isinstance(default, bool):
+        if text.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+            return text.strip().lower() in _TRUE_WORDS
+        raise ConfigError(f"expected a boolean (true or false), got {text!r}", key=name)
+    if isinstance(default, int):
+        if _DECIMAL.fullmatch(text.strip()):
+            return int(text)
+        raise ConfigError(f"expected an integer, got {text!r}", key=name)
+    return text
 
 
 def _build(name: str, cls: type[Any], values: Any) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError("must be a table", key=name)
+        raise ConfigError(f"must be a table, got {_shown(values)}", key=name)
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
@@ -218,38 +252,103 @@ def _build(name: str, cls: type[Any], values: Any) -> Any:
     return replace(default, **kwargs)
 
 
+#: Keys holding a comma-separated list: a TOML array of strings is accepted and joined with ",".
+JOINED_LISTS = frozenset(
+    {"kafka.bootstrap_servers", "features.user_features", "features.item_features"}
+)
+
+_TOML_TYPES: dict[type[Any], str] = {
+    bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+    dict: "a table",
+}  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    kind = _TOML_TYPES.get(type(value), f"a {type(value).__name__}")
+    return f"{kind} ({value!r})" if not isinstance(value, dict) else kind
+
+
 def _coerce(key: str, default: Any, value: Any) -> Any:
+    """`value` if it has the key's type (never converted), else `ConfigError` naming the key."""
     if isinstance(default, Mapping):
-        if not isinstance(value, dict):
-            raise ConfigError("must be a table of librdkafka properties", key=key)
-        return {str(k): str(v) for k, v in value.items()}
+        return _table(key, value)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected a boolean, got {value!r}", key=key)
+        raise ConfigError(f"expected a boolean (true or false), got {_shown(value)}", key=key)
     if isinstance(default, int):
-        try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"expected an integer, got {value!r}", key=key) from exc
-    return str(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected an integer, got {_shown(value)}", key=key)
+    if isinstance(value, str):
+        return value
+    if key in JOINED_LISTS:
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return ",".join(value)
+        raise ConfigError(
+            f"expected a string or an array of non-empty strings, got {_shown(value)}", key=key
+        )
+    raise ConfigError(f"expected a string, got {_shown(value)}", key=key)
 
 
+def _table(key: str, value: Any) -> dict[str, str]:
+    """A librdkafka property table (strings, integers, booleans) or a table of strings."""
+    librdkafka = key.startswith("kafka.")
+    if not isinstance(value, dict):
+        kind = "librdkafka properties" if librdkafka else "strings"
+        raise ConfigError(f"must be a table of {kind}, got {_shown(value)}", key=key)
+    out: dict[str, str] = {}
+    for name, item in value.items():
+        entry = f'{key}."{name}"'
+        if isinstance(item, str):
+            out[str(name)] = item
+        elif librdkafka and isinstance(item, bool):
+            out[str(name)] = "true" if item else "false"
+        elif librdkafka and isinstance(item, int):
+            out[str(name)] = str(item)
+        elif librdkafka and isinstance(item, dict):
+            raise ConfigError(
+                "expected a string, integer or boolean, got a table: quote dotted librdkafka "
+                f'names ("{name}.…" = value)',
+                key=entry,
+            )
+        else:
+            kind = "a string, integer or boolean" if librdkafka else "a string"
+            raise ConfigError(f"expected {kind}, got {_shown(item)}", key=entry)
+    return out
+
+
+#: The smallest accepted value of every integer key (a test keeps this list complete).
 _AT_LEAST: dict[str, int] = {
+    "kafka.unreachable_exit_s": 0,
     "batch.max_jobs": 1,
     "batch.max_wait_ms": 0,
+    "batch.commit_interval_ms": 0,
     "limits.max_candidates": 1,
     "limits.max_top_k": 1,
+    "schemas.job_schema_id": 0,
+    "schemas.ranked_schema_id": 0,
+    "models.reload_interval_s": 0,
     "features.timeout_ms": 1,
     "features.max_rows_per_request": 1,
     "features.max_concurrency": 1,
+    "features.retries": 0,
+    "features.item_cache_ttl_s": 0,
+    "features.item_cache_size": 1,
+    "features.user_cache_ttl_s": 0,
+    "features.breaker_failures": 1,
+    "features.breaker_reset_s": 0,
+    "delivery.deadline_ms": 0,
     "delivery.shutdown_timeout_s": 1,
-    "models.reload_interval_s": 0,
+    "delivery.transaction_stall_s": 1,
+    "api.max_wait_ms": 0,
     "api.max_batch_jobs": 1,
+}
+_AT_MOST: dict[str, int] = {
+    "batch.max_jobs": 1_000_000,  # librdkafka's bound on one consume() call
+    "limits.max_top_k": 2**31 - 1,  # top_k is an Avro int
+    "schemas.job_schema_id": 2**31 - 1,  # schema ids are non-negative int32s on the wire
+    "schemas.ranked_schema_id": 2**31 - 1,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),
@@ -257,7 +356,12 @@ _ONE_OF: dict[str, tuple[str, ...]] = {
     "delivery.mode": ("at_least_once", "exactly_once"),
     "delivery.deadline_policy": ("score", "defaults", "dead_letter"),
 }
-_NOT_EMPTY = ("kafka.input_topic", "kafka.output_topic", "kafka.group_id")
+_NOT_EMPTY = (
+    "kafka.bootstrap_servers",
+    "kafka.input_topic",
+    "kafka.output_topic",
+    "kafka.group_id",
+)
 _PORTS = ("server.port", "api.port")
 
 
@@ -274,11 +378,14 @@ def _choices(options: tuple[str, ...]) -> str:
 def _validate(config: Config) -> None:
     checks = [
         *((_value(config, k) >= low, k, f"must be >= {low}") for k, low in _AT_LEAST.items()),
+        *((_value(config, k) <= top, k, f"must be <= {top}") for k, top in _AT_MOST.items()),
         *((_value(config, k) in o, k, f"must be {_choices(o)}") for k, o in _ONE_OF.items()),
         *((bool(_value(config, k)), k, "must not be empty") for k in _NOT_EMPTY),
         *((0 <= _value(config, k) < 65536, k, "must be a TCP port") for k in _PORTS),
         (config.batch.max_in_flight_jobs >= config.batch.max_jobs, "batch.max_in_flight_jobs",
          "must be >= batch.max_jobs"),
+        (config.schemas.job_schema_id != config.schemas.ranked_schema_id,
+         "schemas.ranked_schema_id", "must differ from schemas.job_schema_id"),
         (config.features.source != "http" or bool(config.features.url), "features.url",
          "required when features.source = 'http'"),
         (config.delivery.deadline_policy != "dead_letter"
@@ -288,3 +395,6 @@ def _validate(config: Config) -> None:
     for ok, key, reason in checks:
         if not ok:
             raise ConfigError(reason, key=key)
+    mode = config.delivery.mode
+    check_properties("kafka.consumer", config.kafka.consumer, CONSUMER_RULES, mode)
+    check_properties("kafka.producer", config.kafka.producer, PRODUCER_RULES, mode)

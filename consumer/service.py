@@ -17,6 +17,7 @@ from consumer.aio import AsyncBridge
 from consumer.api.server import RankingApi
 from consumer.clock import Clock, SystemClock
 from consumer.config import Config
+from consumer.errors import StartupError
 from consumer.features.fetcher import FeatureFetcher
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
@@ -78,7 +79,7 @@ class Service:
         app = build_app(self.metrics.registry, self.state, self.clock, lambda: True)
         server = self.config.server
         self._http_runner, self.http_port = self.bridge.call(
-            start_server(app, server.host, server.port), 10.0
+            start_server(app, server.host, server.port, key="server.port"), 10.0
         )
         log.info("serving metrics and health on http://%s:%d", server.host, self.http_port)
         return self.http_port
@@ -113,7 +114,10 @@ class Service:
         """Serve the ranking API on the bridge's event loop, beside the Kafka loop."""
         api = RankingApi.create(self.config, self.models, self.fetcher, self.metrics, self.clock)
         cfg = self.config.api
-        self.bridge.call(api.start(cfg.host, cfg.port), 10.0)
+        try:
+            self.bridge.call(api.start(cfg.host, cfg.port), 10.0)
+        except StartupError as exc:
+            raise StartupError(exc.reason, key=exc.key or "api.port") from exc
         return api
 
     def stop_api(self, api: RankingApi) -> None:

@@ -12,6 +12,7 @@ import socket
 
 from consumer.clock import Clock
 from consumer.config import Config
+from consumer.errors import ConfigError, StartupError
 from consumer.features.fetcher import BatchFetcher
 from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
@@ -19,17 +20,30 @@ from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.stream.processor import BatchProcessor
+from schemas.errors import RegistryError, UnknownSchemaIdError
 from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry, load_bundled
 from schemas.serde import JobDecoder, RankedListEncoder
 from scoring.kernel import Scorer
 
 
+def transactional_id(config: Config, worker_index: int) -> str:
+    """Worker `worker_index`'s transactional id: stable across restarts, unique per worker.
+
+    Default ``<group>-<hostname>-<index>``. A configured ``delivery.transactional_id`` is used
+    as is by worker 0 and suffixed ``-<index>`` by the others, so ``--workers N`` never has two
+    workers fencing each other with one id.
+    """
+    configured = config.delivery.transactional_id
+    if not configured:
+        return f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
+    return configured if worker_index == 0 else f"{configured}-{worker_index}"
+
+
 def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
-    """Producer properties; exactly-once adds a transactional id stable per worker."""
+    """Producer properties; exactly-once adds the worker's transactional id."""
     props = dict(config.kafka.producer)
     if config.delivery.mode == "exactly_once":
-        default_id = f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
-        props.setdefault("transactional.id", config.delivery.transactional_id or default_id)
+        props["transactional.id"] = transactional_id(config, worker_index)
     return props
 
 
@@ -56,7 +70,7 @@ def build_processor(
     """The batch processor over ``schemas`` with the configured limits and delivery settings."""
     return BatchProcessor(
         decoder=JobDecoder(schemas),
-        encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
+        encoder=ranked_encoder(config, schemas),
         models=models,
         scorer=scorer,
         fetcher=fetcher,
@@ -64,6 +78,17 @@ def build_processor(
         limits=config.limits,
         delivery=config.delivery,
     )
+
+
+def ranked_encoder(config: Config, schemas: SchemaRegistry) -> RankedListEncoder:
+    """The output encoder; resolving its writer schema is the first registry call at start-up."""
+    key = "schemas.ranked_schema_id"
+    try:
+        return RankedListEncoder(schemas, config.schemas.ranked_schema_id)
+    except RegistryError as exc:
+        raise StartupError(str(exc), key="schemas.registry_url") from exc
+    except UnknownSchemaIdError as exc:
+        raise ConfigError(f"the registry has no schema under this id: {exc}", key=key) from exc
 
 
 def build_schema_registry(config: Config) -> SchemaRegistry:

@@ -3,6 +3,7 @@
 `KafkaSource` wraps the consumer (subscription, rebalance callbacks, batched polls, commits,
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
 librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
+A property librdkafka refuses when the client is created is a `ConfigError` naming the table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.errors import FatalKafkaError, TransactionAbortedError, TransportError
+from consumer.errors import ConfigError, FatalKafkaError, TransactionAbortedError, TransportError
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, Token
 from consumer.stream.records import TopicPartition as TP
 
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 def _to_tps(partitions: Sequence[TopicPartition]) -> list[TP]:
     return [(p.topic, p.partition) for p in partitions]
+
+
+def _create(kind: type[Consumer] | type[Producer], conf: dict[str, Any], table: str,
+            logger: logging.Logger) -> Any:  # fmt: skip
+    """The client, or a `ConfigError` naming ``table`` for a property librdkafka refuses."""
+    try:
+        return kind(conf, logger=logger)
+    except KafkaException as exc:
+        raise ConfigError(f"librdkafka refused a property: {exc.args[0].str()}", key=table) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"librdkafka refused a property: {exc}", key=table) from exc
 
 
 class KafkaSource:
@@ -50,7 +62,7 @@ class KafkaSource:
         conf.update(extra)
         conf["on_commit"] = self._committed
         self._commit_failures: deque[dict[TP, int]] = deque()
-        self._consumer = Consumer(conf, logger=log)
+        self._consumer: Consumer = _create(Consumer, conf, "kafka.consumer", log)
         self._hooks = (on_assign, on_revoke)
         self._consumer.subscribe(
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
@@ -161,7 +173,11 @@ def _convert(msg: Message) -> InMessage:
 class KafkaSink:
     """An idempotent producer whose delivery reports are queued for the loop to read."""
 
-    def __init__(self, bootstrap: str, extra: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        extra: Mapping[str, str],
+    ) -> None:
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -171,7 +187,7 @@ class KafkaSink:
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(extra)
-        self._producer = Producer(conf, logger=log)
+        self._producer: Producer = _create(Producer, conf, "kafka.producer", log)
         self._deliveries: deque[Delivery] = deque()
 
     def produce(
