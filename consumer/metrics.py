@@ -25,6 +25,7 @@ class Metrics:
         self._define_delivery(ns, registry)
         self._define_features(ns, registry)
         self._define_api(ns, registry)
+        self._define_dependencies(ns, registry)
 
     def _define_stream(self, ns: str, registry: CollectorRegistry) -> None:
         """The Kafka loop: throughput, stages, latency, lag, models served."""
@@ -229,6 +230,30 @@ class Metrics:
             "api_predictions",
             "Candidates scored by the ranking API, by model.",
             ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+
+    def _define_dependencies(self, ns: str, registry: CollectorRegistry) -> None:
+        """Dependencies (consumer/health.py): up or down, for how long; librdkafka's errors."""
+        self.dependency_up = Gauge(
+            "dependency_up",
+            "1 while the dependency (kafka, schema_registry, feature_store) answers, else 0.",
+            ["dependency"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.dependency_down_seconds = Gauge(
+            "dependency_down_seconds",
+            "Seconds since the dependency last answered, while it does not (0 while up).",
+            ["dependency"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.kafka_client_errors = Counter(
+            "kafka_client_errors",
+            "Errors librdkafka reported (error callback), by client and error code.",
+            ["client", "code"],
             namespace=ns,
             registry=registry,
         )

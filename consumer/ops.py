@@ -1,10 +1,10 @@
 """The side server for SREs: /metrics (Prometheus text), /healthz (alive), /readyz (ready).
 
 Implemented once and used by both entry points: the stream service (alive: the Kafka loop
-iterated within `stale_after_s`; ready: partitions assigned and models loaded) and the standalone
-ranking API (alive: its batcher runs; ready: models loaded and the batcher runs). Each passes its
-own `Probe`s; the routes, status codes and exposition are the same. A port that cannot be bound
-is a `StartupError` naming the address.
+iterated within `stale_after_s`; ready: partitions assigned, models loaded and the Kafka cluster
+reachable) and the standalone ranking API (alive: its batcher runs; ready: models loaded and the
+batcher runs). Each passes its own `Probe`s; the routes, status codes and exposition are the same.
+A port that cannot be bound is a `StartupError` naming the address.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def loop_probes(
 
     def ready() -> tuple[bool, dict[str, object]]:
         loaded = models_loaded()
-        passing = bool(state.assigned) and loaded
+        passing = bool(state.assigned) and loaded and state.kafka_up
         body: dict[str, object] = {"ready": passing, "assigned_partitions": len(state.assigned),
-                "models_loaded": loaded}  # fmt: skip
+                "models_loaded": loaded, "kafka_reachable": state.kafka_up}  # fmt: skip
         return passing, body
 
     return alive, ready

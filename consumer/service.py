@@ -2,7 +2,9 @@
 work (remote feature fetches, the ops server, the optional ranking API) on one `AsyncBridge`.
 
 Built from one `Config` through `consumer.wiring`; the ranking API beside the loop shares the
-service's models, feature fetcher and metrics registry.
+service's models, feature fetcher and metrics registry. Its dependencies (the Kafka cluster, and
+a schema registry or feature server when configured) each have a `DependencyState`; the Kafka
+one gates readiness and, past ``kafka.unreachable_exit_s``, ends the run.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from consumer.config import Config
 from consumer.errors import StartupError
 from consumer.features.fetcher import FeatureFetcher
 from consumer.features.source import FeatureSource
+from consumer.health import KAFKA, DependencyState
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
 from consumer.ops import build_app, start_server
+from consumer.stream.connection import BrokerWatch, ClientFacts
 from consumer.stream.kafka import KafkaSink, KafkaSource
 from consumer.stream.loop import LoopState, ScoringLoop
 from consumer.stream.records import RebalanceHook, Source
@@ -31,6 +35,7 @@ from consumer.wiring import (
     build_feature_source,
     build_processor,
     build_schema_registry,
+    feature_store_state,
     load_models,
     producer_properties,
     publish_model_info,
@@ -60,10 +65,15 @@ class Service:
         publish_model_info(self.models, self.metrics)
         self.features = features or build_feature_source(config, self.metrics, self.clock)
         self.bridge = AsyncBridge()
-        self.fetcher = FeatureFetcher(self.features, self.bridge.loop)
-        self.processor = build_processor(
-            config, build_schema_registry(config), self.models, Scorer(), self.fetcher, self.clock
+        self.fetcher = FeatureFetcher(
+            self.features, self.bridge.loop, feature_store_state(config, self.metrics, self.clock)
         )
+        schemas = build_schema_registry(config, self.metrics, self.clock)
+        self.processor = build_processor(
+            config, schemas, self.models, Scorer(), self.fetcher, self.clock
+        )
+        self.kafka = DependencyState(KAFKA, self.metrics, self.clock)
+        self._facts = (ClientFacts("consumer"), ClientFacts("producer"))
         self.state = LoopState()
         self.http_port: int | None = None
         self._http_runner: web.AppRunner | None = None
@@ -71,8 +81,9 @@ class Service:
     def _make_source(self, on_assign: RebalanceHook, on_revoke: RebalanceHook) -> Source:
         k = self.config.kafka
         return KafkaSource(
-            k.bootstrap_servers, k.group_id, k.input_topic, k.consumer, on_assign, on_revoke
-        )
+            k.bootstrap_servers, k.group_id, k.input_topic, k.consumer, on_assign, on_revoke,
+            self._facts[0], self.clock,
+        )  # fmt: skip
 
     def start_http(self) -> int:
         """Serve /metrics, /healthz and /readyz; returns the bound port."""
@@ -94,11 +105,16 @@ class Service:
         api: RankingApi | None = None
         try:
             sink = KafkaSink(
-                k.bootstrap_servers, producer_properties(self.config, self.worker_index)
-            )
+                k.bootstrap_servers, producer_properties(self.config, self.worker_index),
+                self._facts[1], self.clock,
+            )  # fmt: skip
+            watch = BrokerWatch(
+                *self._facts, self.kafka, self.metrics, self.clock, k.unreachable_exit_s,
+                k.bootstrap_servers,
+            )  # fmt: skip
             loop = ScoringLoop(
                 self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
-                self.state, overlap_fetch=self.fetcher.remote,
+                self.state, overlap_fetch=self.fetcher.remote, watch=watch,
             )  # fmt: skip
             watcher.start()
             if self.config.api.enabled:

@@ -17,6 +17,7 @@ from consumer.features.fetcher import BatchFetcher
 from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
 from consumer.features.source import FeatureSource
+from consumer.health import FEATURE_STORE, SCHEMA_REGISTRY, DependencyState, ObservedRegistry
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.stream.processor import BatchProcessor
@@ -91,15 +92,28 @@ def ranked_encoder(config: Config, schemas: SchemaRegistry) -> RankedListEncoder
         raise ConfigError(f"the registry has no schema under this id: {exc}", key=key) from exc
 
 
-def build_schema_registry(config: Config) -> SchemaRegistry:
+def build_schema_registry(
+    config: Config, metrics: Metrics | None = None, clock: Clock | None = None
+) -> SchemaRegistry:
+    """The static registry, or the HTTP one (observed as a dependency when given `metrics`)."""
     if config.schemas.registry_url:
-        return HttpSchemaRegistry(config.schemas.registry_url)
+        remote = HttpSchemaRegistry(config.schemas.registry_url)
+        if metrics is None or clock is None:
+            return remote
+        return ObservedRegistry(remote, DependencyState(SCHEMA_REGISTRY, metrics, clock))
     return StaticRegistry(
         {
             config.schemas.job_schema_id: load_bundled("ScoringJob"),
             config.schemas.ranked_schema_id: load_bundled("RankedList"),
         }
     )
+
+
+def feature_store_state(config: Config, metrics: Metrics, clock: Clock) -> DependencyState | None:
+    """The ``feature_store`` dependency state: only a remote store is one."""
+    if config.features.source != "http":
+        return None
+    return DependencyState(FEATURE_STORE, metrics, clock)
 
 
 def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> FeatureSource:

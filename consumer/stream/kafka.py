@@ -2,8 +2,10 @@
 
 `KafkaSource` wraps the consumer (subscription, rebalance callbacks, batched polls, commits,
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
-librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
-A property librdkafka refuses when the client is created is a `ConfigError` naming the table.
+librdkafka callbacks only record facts in queues (and `ClientFacts`) and never raise; the loop
+acts on its own stack. librdkafka's log lines and repeated consumer errors go through a
+`RateLimitedLog`: a lost cluster logs each distinct line once per interval, not per retry. A
+property librdkafka refuses when the client is created is a `ConfigError` naming the table.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from consumer.clock import Clock, SystemClock
 from consumer.errors import ConfigError, FatalKafkaError, TransactionAbortedError, TransportError
+from consumer.logs import RateLimitedLog
+from consumer.stream.connection import STATS_INTERVAL_MS, ClientFacts
 from consumer.stream.records import Delivery, InMessage, RebalanceHook, Token
 from consumer.stream.records import TopicPartition as TP
 
@@ -26,8 +31,17 @@ def _to_tps(partitions: Sequence[TopicPartition]) -> list[TP]:
     return [(p.topic, p.partition) for p in partitions]
 
 
+def _observed(conf: dict[str, Any], facts: ClientFacts) -> dict[str, Any]:
+    """``conf`` with the callbacks that record `facts` (never raising into librdkafka)."""
+
+    def on_error(err: KafkaError) -> None:
+        facts.error(err.name(), err.str())
+
+    return {**conf, "error_cb": on_error, "stats_cb": facts.stats}
+
+
 def _create(kind: type[Consumer] | type[Producer], conf: dict[str, Any], table: str,
-            logger: logging.Logger) -> Any:  # fmt: skip
+            logger: RateLimitedLog) -> Any:  # fmt: skip
     """The client, or a `ConfigError` naming ``table`` for a property librdkafka refuses."""
     try:
         return kind(conf, logger=logger)
@@ -48,6 +62,8 @@ class KafkaSource:
         extra: Mapping[str, str],
         on_assign: RebalanceHook,
         on_revoke: RebalanceHook,
+        facts: ClientFacts | None = None,
+        clock: Clock | None = None,
     ) -> None:
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -58,11 +74,16 @@ class KafkaSource:
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 50,
+            "statistics.interval.ms": STATS_INTERVAL_MS,
         }
         conf.update(extra)
         conf["on_commit"] = self._committed
         self._commit_failures: deque[dict[TP, int]] = deque()
-        self._consumer: Consumer = _create(Consumer, conf, "kafka.consumer", log)
+        self.facts = facts or ClientFacts("consumer")
+        self._log = RateLimitedLog(log, clock or SystemClock())
+        self._consumer: Consumer = _create(
+            Consumer, _observed(conf, self.facts), "kafka.consumer", self._log
+        )
         self._hooks = (on_assign, on_revoke)
         self._consumer.subscribe(
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
@@ -81,6 +102,7 @@ class KafkaSource:
         return out
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.facts.contact()  # the group coordinator answered
         self._hooks[0](_to_tps(partitions))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -101,11 +123,12 @@ class KafkaSource:
             out.append(_convert(msg))
         return out
 
-    @staticmethod
-    def _on_error(err: KafkaError) -> None:
+    def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise TransportError(f"fatal consumer error: {err.str()}")
-        log.warning("consumer error: %s", err.str())
+        if err.code() == KafkaError._PARTITION_EOF:
+            return  # enable.partition.eof: an event, not an error
+        self._log.log(logging.WARNING, "consumer error: %s", err.str())
 
     def seek(self, positions: Mapping[TP, int]) -> None:
         """Rewind (or move) partitions to the given next offsets to read."""
@@ -177,6 +200,8 @@ class KafkaSink:
         self,
         bootstrap: str,
         extra: Mapping[str, str],
+        facts: ClientFacts | None = None,
+        clock: Clock | None = None,
     ) -> None:
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -187,7 +212,11 @@ class KafkaSink:
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(extra)
-        self._producer: Producer = _create(Producer, conf, "kafka.producer", log)
+        self.facts = facts or ClientFacts("producer")
+        self._log = RateLimitedLog(log, clock or SystemClock())
+        self._producer: Producer = _create(
+            Producer, _observed(conf, self.facts), "kafka.producer", self._log
+        )
         self._deliveries: deque[Delivery] = deque()
 
     def produce(

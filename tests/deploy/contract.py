@@ -64,6 +64,9 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_request_seconds": MetricSpec("histogram", ("path",)),
     "stream_scorer_api_batch_size_jobs": MetricSpec("histogram"),
     "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
+    "stream_scorer_dependency_up": MetricSpec("gauge", ("dependency",)),
+    "stream_scorer_dependency_down_seconds": MetricSpec("gauge", ("dependency",)),
+    "stream_scorer_kafka_client_errors": MetricSpec("counter", ("client", "code")),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -136,6 +139,9 @@ SAMPLE_LABELS = {
     "shadow": "demo-lr-next",
     "path": "/v1/rank",
     "status": "200",
+    "dependency": "kafka",
+    "client": "consumer",
+    "code": "_TRANSPORT",
 }
 
 
