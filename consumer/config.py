@@ -174,6 +174,15 @@ _SECTIONS: dict[str, type[Any]] = {
 _PASSTHROUGH = ("consumer", "producer")
 
 
+def config_keys() -> dict[str, Any]:
+    """Every key the configuration reads, ``"section.key"``, with its built-in default."""
+    return {
+        f"{name}.{f.name}": getattr(cls(), f.name)
+        for name, cls in _SECTIONS.items()
+        for f in fields(cls)
+    }
+
+
 def read_config_file(path: Path | None) -> tuple[str, str]:
     """The entry point's one file read: (toml text, base dir)."""
     if path is None:
