@@ -99,6 +99,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _add_log_level(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--log-level",
@@ -128,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-index",
         type=_non_negative,
         default=0,
-        help="this worker's index: offsets its ports and names its transactional id (default 0)",
+        help="this process's worker index: names its default transactional id (default 0)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -142,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--jobs", type=_positive, default=20_000, help="backlog jobs (default 20000)")
     demo.add_argument(
         "--latency-seconds",
-        type=float,
+        type=_seconds,
         default=5.0,
         help="how long the open-loop latency phase runs (default 5)",
     )

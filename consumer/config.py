@@ -191,6 +191,8 @@ def read_config_file(path: Path | None) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(path.resolve().parent)
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc}", key=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file is not UTF-8: {exc}", key=str(path)) from exc
 
 
 def load_config(environ: Mapping[str, str], text: str = "", base_dir: str = ".") -> Config:

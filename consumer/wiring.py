@@ -28,16 +28,11 @@ from scoring.kernel import Scorer
 
 
 def transactional_id(config: Config, worker_index: int) -> str:
-    """Worker `worker_index`'s transactional id: stable across restarts, unique per worker.
-
-    Default ``<group>-<hostname>-<index>``. A configured ``delivery.transactional_id`` is used
-    as is by worker 0 and suffixed ``-<index>`` by the others, so ``--workers N`` never has two
-    workers fencing each other with one id.
-    """
+    """The worker's transactional id: ``delivery.transactional_id``, else
+    ``<group>-<hostname>-<index>`` (stable across restarts). Forked workers of ``--workers N``
+    get distinct configured ids from `consumer.workers.worker_config`."""
     configured = config.delivery.transactional_id
-    if not configured:
-        return f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
-    return configured if worker_index == 0 else f"{configured}-{worker_index}"
+    return configured or f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
 
 
 def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
@@ -120,6 +115,9 @@ def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> Feat
     """The configured feature source: the embedded file store, or the HTTP feature server."""
     f = config.features
     if f.source == "http":
+        token_file = config.path(f.token_file) if f.token_file else None
+        if token_file is not None and not token_file.is_file():
+            raise ConfigError(f"no such file: {token_file}", key="features.token_file")
         return HttpFeatureSource.from_config(f, metrics, clock, config.path)
     return FileFeatureStore.from_files(
         config.path(f.users_file) if f.users_file else None,

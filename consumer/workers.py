@@ -7,7 +7,8 @@ event-loop thread and kernel caches. SIGTERM/SIGINT to the parent is forwarded t
 
 Every listener gets a port of its own per worker: worker i serves metrics on ``server.port + i``
 and, with the API enabled, the API on ``api.port + i`` (a port of 0 stays 0: each picks a free
-one); overlapping ranges are refused before any worker starts. When a worker exits that the
+one); overlapping ranges are refused before any worker starts. A configured transactional id and
+static-membership ``group.instance.id`` get ``-<i>`` for worker i > 0. When a worker exits that the
 parent did not stop (a crash, kill -9, a lost cluster), the parent stops the others and exits
 with that worker's code (128 + N when killed by signal N; 1 if it exited 0 on its own), so the
 group never runs on fewer workers than asked and an orchestrator restarts the whole group.
@@ -58,13 +59,26 @@ def freeze_startup_heap() -> None:
 
 
 def worker_config(config: Config, index: int) -> Config:
-    """Worker `index`'s config: every listener's port offset by the index (0 = any free port)."""
+    """Forked worker `index`'s config: what must differ between the workers of one group.
+
+    Every listener's port is offset by the index (0 = any free port), and for index > 0 the
+    identities the broker fences on get ``-<index>``: a configured ``delivery.transactional_id``
+    and ``group.instance.id`` (static membership). Shared, each worker would fence the others.
+    """
     server, api = config.server, config.api
     if server.port:
         server = replace(server, port=server.port + index)
     if api.port:
         api = replace(api, port=api.port + index)
-    return replace(config, server=server, api=api)
+    delivery, kafka = config.delivery, config.kafka
+    if index and delivery.transactional_id:
+        delivery = replace(delivery, transactional_id=f"{delivery.transactional_id}-{index}")
+    instance = kafka.consumer.get("group.instance.id")
+    if index and instance:
+        kafka = replace(
+            kafka, consumer={**kafka.consumer, "group.instance.id": f"{instance}-{index}"}
+        )
+    return replace(config, server=server, api=api, delivery=delivery, kafka=kafka)
 
 
 def check_worker_ports(config: Config, workers: int) -> None:

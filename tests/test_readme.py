@@ -12,6 +12,7 @@ A README line no handler knows fails the test: the block cannot grow untested.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -268,3 +269,30 @@ def test_readme_demo_command(clone: Clone) -> None:
     assert read_back, out[-3000:]
     assert read_back.group(1) == read_back.group(2)
     assert int(read_back.group(2).replace(",", "")) >= 2000
+
+
+def _docs() -> str:
+    return "\n".join(
+        path.read_text(encoding="utf-8") for path in (README, ROOT / "deploy" / "README.md")
+    )
+
+
+def test_every_make_target_the_docs_name_exists() -> None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    named = set(re.findall(r"\bmake ([a-z][a-z-]*)", _docs()))
+    assert named >= {"setup", "demo", "test", "check"}
+    assert named <= targets, sorted(named - targets)
+
+
+def test_every_python_module_the_docs_run_exists_and_parses_help() -> None:
+    modules = set(re.findall(r"python -m ([a-z_][a-z0-9_.]*[a-z0-9_])", _docs()))
+    assert {"consumer.demo_data", "consumer.local_kafka", "bench.kernel"} <= modules
+    for module in sorted(modules):
+        if module.startswith("bench.") or module == "consumer.devtools.train":
+            assert importlib.util.find_spec(module) is not None, module  # runs benchmarks/fits
+            continue
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+            timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert done.returncode == 0, (module, done.stderr[-1000:])

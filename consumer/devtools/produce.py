@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,21 @@ class Target:
     bootstrap: str
     topic: str
     properties: Mapping[str, str]
+
+
+def _at_least(low: float, kind: type[int] | type[float]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` no smaller than `low` (a usage error otherwise)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        return value
+
+    return parse
 
 
 def parse_property(text: str) -> tuple[str, str]:
@@ -168,17 +183,21 @@ def add_produce_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument("--topic", help="topic to write (default: --config's input topic, else "
                    "scoring-jobs)")  # fmt: skip
-    p.add_argument("--jobs", type=int, default=10_000, help="jobs to produce (default 10000)")
-    p.add_argument("--rate", type=float, default=0.0, help="jobs/s, 0 = as fast as possible")
-    p.add_argument("--candidates", type=int, default=700, help="mean candidates per job")
-    p.add_argument("--top-k", type=int, default=50, help="top_k of every job (default 50)")
+    p.add_argument("--jobs", type=_at_least(1, int), default=10_000,
+                   help="jobs to produce (default 10000)")  # fmt: skip
+    p.add_argument("--rate", type=_at_least(0, float), default=0.0,
+                   help="jobs/s, 0 = as fast as possible")  # fmt: skip
+    p.add_argument("--candidates", type=_at_least(1, int), default=700,
+                   help="mean candidates per job (default 700)")  # fmt: skip
+    p.add_argument("--top-k", type=_at_least(1, int), default=50,
+                   help="top_k of every job (default 50)")  # fmt: skip
     p.add_argument("--model", default="demo-lr", help="model every job names (default demo-lr)")
     p.add_argument("--users-file", help="draw user ids from this feature CSV (default 1..100000)")
     p.add_argument("--items-file", help="draw candidates from this feature CSV (default 1..200000)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument(
         "--connect-timeout-s",
-        type=float,
+        type=_at_least(0.001, float),
         default=10.0,
         help="fail if the cluster does not answer for the topic within this long (default 10)",
     )

@@ -244,3 +244,45 @@ def test_produce_refuses_bad_properties_in_one_line(args: list[str], expected: s
     done = run_cli("produce", "--bootstrap", CLOSED, "--jobs", "1", *args)
     assert done.returncode == 2
     assert expected in one_line(done.stderr)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "scorer.toml"
+    config.write_bytes(b'[kafka]\ninput_topic = "\xff\xfe"\n')
+    assert main(["run", "--config", str(config)]) == 2
+    assert "is not UTF-8" in one_line(capsys.readouterr().err)
+
+
+def test_a_missing_feature_token_file_names_the_key(
+    tmp_path: Path, data: DemoData, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "scorer.toml"
+    config.write_text(
+        f'[models]\ndirectory = "{data.models_dir}"\n[server]\nenabled = false\n'
+        '[features]\nsource = "http"\nurl = "http://127.0.0.1:1"\ntoken_file = "nope"\n'
+    )
+    assert main(["run", "--config", str(config)]) == 2
+    line = one_line(capsys.readouterr().err)
+    expected = f"features.token_file: no such file: {tmp_path / 'nope'}"
+    assert line == f"stream-scorer: configuration error: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--jobs", "0"], "argument --jobs: must be >= 1, got 0"),
+        (["--rate", "-5"], "argument --rate: must be >= 0, got -5"),
+        (["--top-k", "0"], "argument --top-k: must be >= 1, got 0"),
+        (["--candidates", "many"], "argument --candidates: expected a number, got 'many'"),
+        (["--connect-timeout-s", "nan"], "argument --connect-timeout-s: must be >= 0.001"),
+    ],
+)
+def test_produce_options_out_of_range_are_usage_errors(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["produce", *args])
+    assert exited.value.code == 2
+    assert expected in one_line(capsys.readouterr().err)

@@ -54,6 +54,23 @@ def test_every_listener_gets_a_port_per_worker() -> None:
     assert worker_config(free, 3).api.port == 0
 
 
+def test_identities_the_broker_fences_on_differ_per_forked_worker() -> None:
+    config = Config()
+    config = replace(
+        config,
+        delivery=replace(config.delivery, mode="exactly_once", transactional_id="scorer-a"),
+        kafka=replace(config.kafka, consumer={"group.instance.id": "pod-7", "x": "1"}),
+    )
+    first, second = worker_config(config, 0), worker_config(config, 2)
+    assert first.delivery.transactional_id == "scorer-a"  # unchanged for a single worker
+    assert first.kafka.consumer["group.instance.id"] == "pod-7"
+    assert second.delivery.transactional_id == "scorer-a-2"
+    assert second.kafka.consumer == {"group.instance.id": "pod-7-2", "x": "1"}
+    unset = worker_config(Config(), 1)
+    assert unset.delivery.transactional_id == ""  # the default id already carries the index
+    assert "group.instance.id" not in unset.kafka.consumer
+
+
 @pytest.mark.parametrize(
     ("server_port", "api_port", "workers", "match"),
     [

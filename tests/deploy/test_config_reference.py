@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from consumer.config import config_keys, load_config
-from tests.deploy.contract import DEPLOY, ROOT
+from tests.deploy.contract import DEPLOY, ROOT, load_yaml
 
 REFERENCE = DEPLOY / "scorer.toml"
 HEADER = re.compile(r"^#?\s*\[([a-z_.]+)\]\s*(#.*)?$")
@@ -102,3 +102,18 @@ def test_the_readme_configuration_table_names_every_key(section: str) -> None:
     keys = [key.split(".", 1)[1] for key in config_keys() if key.startswith(f"{section}.")]
     missing = [key for key in keys if f"`{key}`" not in row]
     assert not missing, f"README's configuration table lacks {section}: {missing}"
+
+
+def test_every_scorer_environment_in_compose_loads_strictly() -> None:
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    text = REFERENCE.read_text(encoding="utf-8")
+    loaded = 0
+    for service in compose["services"].values():
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        scorer_env = {k: str(v) for k, v in env.items() if k.startswith("STREAM_SCORER__")}
+        if scorer_env:
+            load_config(scorer_env, text)
+            loaded += 1
+    assert loaded >= 1
