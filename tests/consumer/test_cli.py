@@ -286,3 +286,15 @@ def test_produce_options_out_of_range_are_usage_errors(
         main(["produce", *args])
     assert exited.value.code == 2
     assert expected in one_line(capsys.readouterr().err)
+
+
+def test_a_cluster_never_reached_ends_the_run_with_69_after_the_bound(
+    tmp_path: Path, data: DemoData, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = '[kafka.consumer]\n"statistics.interval.ms" = 200\n'
+    path = Path(config_file(tmp_path, data, extra))
+    server = f'bootstrap_servers = "{CLOSED}"\n'
+    path.write_text(path.read_text().replace(server, server + "unreachable_exit_s = 2\n"))
+    assert main(["run", "--config", str(path)]) == 69
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"stream-scorer: giving up: the Kafka cluster at {CLOSED} unreachable")
