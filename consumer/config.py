@@ -8,22 +8,19 @@ through, except the ones correctness depends on (`consumer.kafka_rules`). Values
 secrets are masked in ``repr``. Nothing here reads the process environment or the file system
 except `read_config_file`, called by the entry point.
 
-Types are strict: a TOML value must have its key's type (``12.7``, ``true`` or ``"12"`` for an
-integer key is an error, never rounded or converted); the few keys that hold comma-separated lists
-(`JOINED_LISTS`) also take a TOML array of strings. Environment values are text and are parsed by
-the key's type: integers as decimal digits, booleans as true/false/1/0/yes/no/on/off.
-librdkafka properties take strings, integers or booleans (written ``true``/``false``).
+Types are strict (`consumer.config_values`): a TOML value must have its key's type, environment
+text is parsed by the key's type, and a wrong one is a `ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from consumer.config_values import coerce, parse_env_value, shown
 from consumer.errors import ConfigError
 from consumer.kafka_rules import CONSUMER_RULES, PRODUCER_RULES, check_properties
 
@@ -225,33 +222,17 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             raw.setdefault(section, {})[key] = _from_env(name, section, key, value)
 
 
-_TRUE_WORDS = ("1", "true", "yes", "on")
-_FALSE_WORDS = ("0", "false", "no", "off")
-_DECIMAL = re.compile(r"[+-]?[0-9]+")
-
-
 def _from_env(name: str, section: str, key: str, text: str) -> Any:
     """An environment value parsed by the type of the key it sets (unknown keys stay text)."""
     cls = _SECTIONS.get(section)
     if cls is None or key not in {f.name for f in fields(cls)}:
         return text
-    default = getattr(cls(), key)
-    if isinstance(default, Mapping):
-        raise ConfigError("a table cannot be set from the environment", key=name)
-    if isinstance(default, bool):
-        if text.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
-            return text.strip().lower() in _TRUE_WORDS
-        raise ConfigError(f"expected a boolean (true or false), got {text!r}", key=name)
-    if isinstance(default, int):
-        if _DECIMAL.fullmatch(text.strip()):
-            return int(text)
-        raise ConfigError(f"expected an integer, got {text!r}", key=name)
-    return text
+    return parse_env_value(name, getattr(cls(), key), text)
 
 
 def _build(name: str, cls: type[Any], values: Any) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"must be a table, got {_shown(values)}", key=name)
+        raise ConfigError(f"must be a table, got {shown(values)}", key=name)
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
@@ -259,74 +240,8 @@ def _build(name: str, cls: type[Any], values: Any) -> Any:
     kwargs: dict[str, Any] = {}
     default = cls()
     for key, value in values.items():
-        kwargs[key] = _coerce(f"{name}.{key}", getattr(default, key), value)
+        kwargs[key] = coerce(f"{name}.{key}", getattr(default, key), value)
     return replace(default, **kwargs)
-
-
-#: Keys holding a comma-separated list: a TOML array of strings is accepted and joined with ",".
-JOINED_LISTS = frozenset(
-    {"kafka.bootstrap_servers", "features.user_features", "features.item_features"}
-)
-
-_TOML_TYPES: dict[type[Any], str] = {
-    bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
-    dict: "a table",
-}  # fmt: skip
-
-
-def _shown(value: Any) -> str:
-    kind = _TOML_TYPES.get(type(value), f"a {type(value).__name__}")
-    return f"{kind} ({value!r})" if not isinstance(value, dict) else kind
-
-
-def _coerce(key: str, default: Any, value: Any) -> Any:
-    """`value` if it has the key's type (never converted), else `ConfigError` naming the key."""
-    if isinstance(default, Mapping):
-        return _table(key, value)
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"expected a boolean (true or false), got {_shown(value)}", key=key)
-    if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"expected an integer, got {_shown(value)}", key=key)
-    if isinstance(value, str):
-        return value
-    if key in JOINED_LISTS:
-        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-            return ",".join(value)
-        raise ConfigError(
-            f"expected a string or an array of non-empty strings, got {_shown(value)}", key=key
-        )
-    raise ConfigError(f"expected a string, got {_shown(value)}", key=key)
-
-
-def _table(key: str, value: Any) -> dict[str, str]:
-    """A librdkafka property table (strings, integers, booleans) or a table of strings."""
-    librdkafka = key.startswith("kafka.")
-    if not isinstance(value, dict):
-        kind = "librdkafka properties" if librdkafka else "strings"
-        raise ConfigError(f"must be a table of {kind}, got {_shown(value)}", key=key)
-    out: dict[str, str] = {}
-    for name, item in value.items():
-        entry = f'{key}."{name}"'
-        if isinstance(item, str):
-            out[str(name)] = item
-        elif librdkafka and isinstance(item, bool):
-            out[str(name)] = "true" if item else "false"
-        elif librdkafka and isinstance(item, int):
-            out[str(name)] = str(item)
-        elif librdkafka and isinstance(item, dict):
-            raise ConfigError(
-                "expected a string, integer or boolean, got a table: quote dotted librdkafka "
-                f'names ("{name}.…" = value)',
-                key=entry,
-            )
-        else:
-            kind = "a string, integer or boolean" if librdkafka else "a string"
-            raise ConfigError(f"expected {kind}, got {_shown(item)}", key=entry)
-    return out
 
 
 #: The smallest accepted value of every integer key (a test keeps this list complete).
