@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: coverage system-deps demo test unit lint typecheck check bench bench-kernel bench-serde broker-jars clean
+.PHONY: setup coverage system-deps demo test unit lint typecheck check bench bench-kernel bench-serde broker-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml
 
 broker-jars: $(STAMP)
 	$(BIN)/python -m consumer.local_kafka fetch
+
+# What the README's "Running the service" commands need: the venv, the broker's jars and a demo
+# model with its feature files in demo-data/ (deploy/local.toml points there).
+setup: $(STAMP) broker-jars demo-data/models/demo-lr/manifest.json
+
+demo-data/models/demo-lr/manifest.json: $(STAMP)
+	$(BIN)/python -m consumer.demo_data demo-data
 
 demo: $(STAMP) broker-jars
 	$(BIN)/stream-scorer demo

@@ -6,9 +6,13 @@ Raw librdkafka properties live in ``[kafka.common]`` (every client: consumer, pr
 clients, the ``produce`` command), ``[kafka.consumer]`` / ``[kafka.producer]`` (one client each;
 they override ``common``) and ``[kafka.secret_files]`` (property -> file holding its value, e.g. a
 mounted Kubernetes Secret); env: ``STREAM_SCORER__KAFKA_COMMON__SASL_MECHANISM`` ->
-``sasl.mechanism``. `client_properties` merges them. Values that look like secrets, and the
+``sasl.mechanism``. `client_properties` merges them. They pass straight through, except the ones
+correctness depends on (`consumer.stream.kafka_rules`). Values that look like secrets, and the
 credentials in URLs, are masked in ``repr``. Nothing here reads the process environment or the
 file system except `read_config_file` and `read_secret_file`, called by the entry points.
+
+Types are strict (`consumer.config_values`): a TOML value must have its key's type, environment
+text is parsed by the key's type, and a wrong one is a `ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from consumer.config_values import coerce, parse_env_value, shown
 from consumer.errors import ConfigError
 from consumer.security.redact import mask_properties as _mask
 from consumer.security.redact import mask_url
+from consumer.stream.kafka_rules import CONSUMER_RULES, PRODUCER_RULES, check_properties
 
 ENV_PREFIX = "STREAM_SCORER__"
 
@@ -32,6 +38,7 @@ class KafkaConfig:
     input_topic: str = "scoring-jobs"
     output_topic: str = "ranked-lists"
     group_id: str = "stream-scorer"
+    unreachable_exit_s: int = 300  # cluster unreachable this long: exit non-zero; 0: never
     consumer: Mapping[str, str] = field(default_factory=dict)
     producer: Mapping[str, str] = field(default_factory=dict)
     common: Mapping[str, str] = field(default_factory=dict)  # every client; per-client wins
@@ -47,7 +54,8 @@ class KafkaConfig:
             f"group_id={self.group_id!r}, common={_mask(self.common)!r}, "
             f"consumer={_mask(self.consumer)!r}, producer={_mask(self.producer)!r}, "
             f"secret_files={dict(self.secret_files)!r}, "
-            f"auth_failure_exit_s={self.auth_failure_exit_s!r})"
+            f"auth_failure_exit_s={self.auth_failure_exit_s!r}, "
+            f"unreachable_exit_s={self.unreachable_exit_s!r})"
         )
 
 
@@ -238,6 +246,15 @@ def read_secret_file(path: Path, key: str) -> str:
         raise ConfigError(f"cannot read secret file {path}: {reason}", key=key) from None
 
 
+def config_keys() -> dict[str, Any]:
+    """Every key the configuration reads, ``"section.key"``, with its built-in default."""
+    return {
+        f"{name}.{f.name}": getattr(cls(), f.name)
+        for name, cls in _SECTIONS.items()
+        for f in fields(cls)
+    }
+
+
 def read_config_file(path: Path | None) -> tuple[str, str]:
     """The entry point's one file read: (toml text, base dir)."""
     if path is None:
@@ -246,6 +263,8 @@ def read_config_file(path: Path | None) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(path.resolve().parent)
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc}", key=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file is not UTF-8: {exc}", key=str(path)) from exc
 
 
 def load_config(environ: Mapping[str, str], text: str = "", base_dir: str = ".") -> Config:
@@ -275,12 +294,20 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         if section.startswith("kafka_") and section[6:] in _PASSTHROUGH:
             raw.setdefault("kafka", {}).setdefault(section[6:], {})[key.replace("_", ".")] = value
         else:
-            raw.setdefault(section, {})[key] = value
+            raw.setdefault(section, {})[key] = _from_env(name, section, key, value)
+
+
+def _from_env(name: str, section: str, key: str, text: str) -> Any:
+    """An environment value parsed by the type of the key it sets (unknown keys stay text)."""
+    cls = _SECTIONS.get(section)
+    if cls is None or key not in {f.name for f in fields(cls)}:
+        return text
+    return parse_env_value(name, getattr(cls(), key), text)
 
 
 def _build(name: str, cls: type[Any], values: Any) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError("must be a table", key=name)
+        raise ConfigError(f"must be a table, got {shown(values)}", key=name)
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
@@ -288,52 +315,46 @@ def _build(name: str, cls: type[Any], values: Any) -> Any:
     kwargs: dict[str, Any] = {}
     default = cls()
     for key, value in values.items():
-        kwargs[key] = _coerce(f"{name}.{key}", getattr(default, key), value)
+        kwargs[key] = coerce(f"{name}.{key}", getattr(default, key), value)
     return replace(default, **kwargs)
 
 
-def _coerce(key: str, default: Any, value: Any) -> Any:
-    if isinstance(default, Mapping):
-        if not isinstance(value, dict):
-            raise ConfigError("must be a table of librdkafka properties", key=key)
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected a boolean, got {value!r}", key=key)
-    if isinstance(default, int):
-        try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"expected an integer, got {value!r}", key=key) from exc
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"expected a number, got {value!r}", key=key) from exc
-    return str(value)
-
-
+#: The smallest accepted value of every integer key (a test keeps this list complete).
 _AT_LEAST: dict[str, int] = {
+    "kafka.unreachable_exit_s": 0,
     "batch.max_jobs": 1,
     "batch.max_wait_ms": 0,
+    "batch.commit_interval_ms": 0,
     "limits.max_candidates": 1,
     "limits.max_top_k": 1,
+    "schemas.job_schema_id": 0,
+    "schemas.ranked_schema_id": 0,
+    "models.reload_interval_s": 0,
     "features.timeout_ms": 1,
     "features.max_rows_per_request": 1,
     "features.max_concurrency": 1,
+    "features.retries": 0,
+    "features.item_cache_ttl_s": 0,
+    "features.item_cache_size": 1,
+    "features.user_cache_ttl_s": 0,
+    "features.breaker_failures": 1,
+    "features.breaker_reset_s": 0,
+    "delivery.deadline_ms": 0,
     "delivery.shutdown_timeout_s": 1,
-    "models.reload_interval_s": 0,
+    "delivery.transaction_stall_s": 1,
+    "api.max_wait_ms": 0,
     "api.max_batch_jobs": 1,
     "tracing.export_timeout_ms": 1,
     "tracing.max_queue_spans": 1,
     "logs.librdkafka_burst": 1,
     "kafka.auth_failure_exit_s": 0,
     "schemas.timeout_ms": 1,
+}
+_AT_MOST: dict[str, int] = {
+    "batch.max_jobs": 1_000_000,  # librdkafka's bound on one consume() call
+    "limits.max_top_k": 2**31 - 1,  # top_k is an Avro int
+    "schemas.job_schema_id": 2**31 - 1,  # schema ids are non-negative int32s on the wire
+    "schemas.ranked_schema_id": 2**31 - 1,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),
@@ -343,7 +364,12 @@ _ONE_OF: dict[str, tuple[str, ...]] = {
     "tracing.missing": ("none", "new_root"),
     "logs.format": ("text", "json"),
 }
-_NOT_EMPTY = ("kafka.input_topic", "kafka.output_topic", "kafka.group_id")
+_NOT_EMPTY = (
+    "kafka.bootstrap_servers",
+    "kafka.input_topic",
+    "kafka.output_topic",
+    "kafka.group_id",
+)
 _PORTS = ("server.port", "api.port")
 
 
@@ -360,11 +386,14 @@ def _choices(options: tuple[str, ...]) -> str:
 def _validate(config: Config) -> None:
     checks = [
         *((_value(config, k) >= low, k, f"must be >= {low}") for k, low in _AT_LEAST.items()),
+        *((_value(config, k) <= top, k, f"must be <= {top}") for k, top in _AT_MOST.items()),
         *((_value(config, k) in o, k, f"must be {_choices(o)}") for k, o in _ONE_OF.items()),
         *((bool(_value(config, k)), k, "must not be empty") for k in _NOT_EMPTY),
         *((0 <= _value(config, k) < 65536, k, "must be a TCP port") for k in _PORTS),
         (config.batch.max_in_flight_jobs >= config.batch.max_jobs, "batch.max_in_flight_jobs",
          "must be >= batch.max_jobs"),
+        (config.schemas.job_schema_id != config.schemas.ranked_schema_id,
+         "schemas.ranked_schema_id", "must differ from schemas.job_schema_id"),
         (config.features.source != "http" or bool(config.features.url), "features.url",
          "required when features.source = 'http'"),
         (config.delivery.deadline_policy != "dead_letter"
@@ -379,3 +408,8 @@ def _validate(config: Config) -> None:
     for ok, key, reason in checks:
         if not ok:
             raise ConfigError(reason, key=key)
+    mode = config.delivery.mode
+    check_properties("kafka.consumer", config.kafka.consumer, CONSUMER_RULES, mode)
+    check_properties("kafka.producer", config.kafka.producer, PRODUCER_RULES, mode)
+    for rules in (CONSUMER_RULES, PRODUCER_RULES):  # common properties reach both clients
+        check_properties("kafka.common", config.kafka.common, rules, mode)

@@ -2,6 +2,10 @@
 
     StreamScorerError       root of everything this application raises
     ├── ConfigError         fatal: bad configuration; exit non-zero before consuming
+    ├── StartupError        fatal: a resource the configuration names cannot be used at start-up
+    │                       (port in use, schema registry unreachable); exit non-zero
+    ├── DependencyLostError fatal: a dependency stayed unreachable past its configured bound;
+    │                       exit non-zero so the orchestrator restarts the process
     ├── TransportError      retriable: broker or feature store unreachable / timed out
     │   ├── DeliveryError   an output was not acknowledged; never commit past it
     │   ├── FeaturesUnavailableError  the feature store cannot answer (policy decides)
@@ -31,6 +35,25 @@ class ConfigError(StreamScorerError):
         self.reason = reason
         self.key = key
         super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class StartupError(StreamScorerError):
+    """A resource named by the configuration cannot be used at start-up (the key says which)."""
+
+    def __init__(self, reason: str, *, key: str | None = None) -> None:
+        self.reason = reason
+        self.key = key
+        super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class DependencyLostError(StreamScorerError):
+    """A dependency (the Kafka cluster) stayed unreachable for longer than its configured bound."""
+
+    def __init__(self, dependency: str, down_s: float, reason: str) -> None:
+        self.dependency = dependency
+        self.down_s = down_s
+        self.reason = reason
+        super().__init__(f"{dependency} unreachable for {down_s:.0f} s: {reason}")
 
 
 class TransportError(StreamScorerError):

@@ -40,6 +40,7 @@ class Metrics:
         self._define_features(ns, registry)
         self._define_api(ns, registry)
         self._define_observability(ns, registry)
+        self._define_dependencies(ns, registry)
         if exported is not None:
             self._unregister_except(exported)
 
@@ -258,6 +259,30 @@ class Metrics:
             "api_predictions",
             "Candidates scored by the ranking API, by model.",
             ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+
+    def _define_dependencies(self, ns: str, registry: CollectorRegistry) -> None:
+        """Dependencies (consumer/telemetry/health.py): up or down, how long; librdkafka errors."""
+        self.dependency_up = Gauge(
+            "dependency_up",
+            "1 while the dependency (kafka, schema_registry, feature_store) answers, else 0.",
+            ["dependency"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.dependency_down_seconds = Gauge(
+            "dependency_down_seconds",
+            "Seconds since the dependency last answered, while it does not (0 while up).",
+            ["dependency"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.kafka_client_errors = Counter(
+            "kafka_client_errors",
+            "Errors librdkafka reported (error callback), by client and error code.",
+            ["client", "code"],
             namespace=ns,
             registry=registry,
         )

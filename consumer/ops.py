@@ -1,19 +1,22 @@
 """The side server for SREs: /metrics (Prometheus text), /healthz (alive), /readyz (ready).
 
 Implemented once and used by both entry points: the stream service (alive: the Kafka loop
-iterated within `stale_after_s`; ready: partitions assigned and models loaded) and the standalone
-ranking API (alive: its batcher runs; ready: models loaded and the batcher runs). Each passes its
-own `Probe`s; the routes, status codes and exposition are the same.
+iterated within `stale_after_s`; ready: partitions assigned, models loaded and the Kafka cluster
+reachable) and the standalone ranking API (alive: its batcher runs; ready: models loaded and the
+batcher runs). Each passes its own `Probe`s; the routes, status codes and exposition are the same.
+A port that cannot be bound is a `StartupError` naming the address.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from consumer.clock import Clock
+from consumer.errors import StartupError
 from consumer.metrics import exposition
 from consumer.stream.loop import LoopState
 
@@ -54,9 +57,9 @@ def loop_probes(
 
     def ready() -> tuple[bool, dict[str, object]]:
         loaded = models_loaded()
-        passing = bool(state.assigned) and loaded
+        passing = bool(state.assigned) and loaded and state.kafka_up
         body: dict[str, object] = {"ready": passing, "assigned_partitions": len(state.assigned),
-                "models_loaded": loaded}  # fmt: skip
+                "models_loaded": loaded, "kafka_reachable": state.kafka_up}  # fmt: skip
         return passing, body
 
     return alive, ready
@@ -75,13 +78,31 @@ def build_app(
     return app
 
 
-async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (for cleanup) and the bound port."""
+async def start_server(
+    app: web.Application, host: str, port: int, key: str | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for cleanup) and the bound port.
+
+    A port that cannot be bound (in use, not permitted, unknown host) is a `StartupError` naming
+    the address and the config `key` that chose it.
+    """
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = _os_reason(exc)
+        raise StartupError(f"cannot listen on {host}:{port}: {reason}", key=key) from exc
     server = site._server
     sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, int(bound)
+
+
+def _os_reason(exc: OSError) -> str:
+    """The short reason of a bind failure ("Address already in use"), without asyncio's framing."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc.strerror or exc)

@@ -2,7 +2,9 @@
 work (remote feature fetches, the ops server, the optional ranking API) on one `AsyncBridge`.
 
 Built from one `Config` through `consumer.wiring`; the ranking API beside the loop shares the
-service's models, feature fetcher and metrics registry.
+service's models, feature fetcher and metrics registry. Its dependencies (the Kafka cluster, and
+a schema registry or feature server when configured) each have a `DependencyState`; the Kafka
+one gates readiness and, past ``kafka.unreachable_exit_s``, ends the run.
 """
 
 from __future__ import annotations
@@ -17,22 +19,26 @@ from consumer.aio import AsyncBridge
 from consumer.api.server import RankingApi
 from consumer.clock import Clock, SystemClock
 from consumer.config import Config
+from consumer.errors import StartupError
 from consumer.features.fetcher import FeatureFetcher
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
 from consumer.ops import build_app, start_server
+from consumer.stream.connection import BrokerWatch, ClientFacts
 from consumer.stream.kafka import KafkaSink, KafkaSource
 from consumer.stream.kafka_health import KafkaHealth, identity_of
 from consumer.stream.loop import LoopState, ScoringLoop
 from consumer.stream.records import RebalanceHook, Source
 from consumer.stream.tracing import StreamTracing
+from consumer.telemetry.health import KAFKA, DependencyState
 from consumer.telemetry.tracing import build_spans
 from consumer.wiring import (
     build_feature_source,
     build_processor,
     build_schema_registry,
+    feature_store_state,
     kafka_properties,
     load_models,
     producer_properties,
@@ -63,10 +69,15 @@ class Service:
         publish_model_info(self.models, self.metrics)
         self.features = features or build_feature_source(config, self.metrics, self.clock)
         self.bridge = AsyncBridge()
-        self.fetcher = FeatureFetcher(self.features, self.bridge.loop)
-        self.processor = build_processor(
-            config, build_schema_registry(config), self.models, Scorer(), self.fetcher, self.clock
+        self.fetcher = FeatureFetcher(
+            self.features, self.bridge.loop, feature_store_state(config, self.metrics, self.clock)
         )
+        schemas = build_schema_registry(config, self.metrics, self.clock)
+        self.processor = build_processor(
+            config, schemas, self.models, Scorer(), self.fetcher, self.clock
+        )
+        self.kafka = DependencyState(KAFKA, self.metrics, self.clock)
+        self._facts = (ClientFacts("consumer"), ClientFacts("producer"))
         self.state = LoopState()
         self.spans = build_spans(config.tracing, worker_index)  # None unless tracing.spans
         self.tracing = StreamTracing(config.tracing, self.metrics, self.spans)
@@ -82,6 +93,7 @@ class Service:
         return KafkaSource(
             k.bootstrap_servers, k.group_id, k.input_topic,
             kafka_properties(self.config, "consumer"), on_assign, on_revoke, self.kafka_health,
+            self._facts[0],
         )  # fmt: skip
 
     def start_http(self) -> int:
@@ -89,7 +101,7 @@ class Service:
         app = build_app(self.metrics.registry, self.state, self.clock, lambda: True)
         server = self.config.server
         self._http_runner, self.http_port = self.bridge.call(
-            start_server(app, server.host, server.port), 10.0
+            start_server(app, server.host, server.port, key="server.port"), 10.0
         )
         log.info("serving metrics and health on http://%s:%d", server.host, self.http_port)
         return self.http_port
@@ -105,11 +117,15 @@ class Service:
         try:
             sink = KafkaSink(
                 k.bootstrap_servers, producer_properties(self.config, self.worker_index),
-                self.kafka_health,
+                self.kafka_health, self._facts[1],
+            )  # fmt: skip
+            watch = BrokerWatch(
+                *self._facts, self.kafka, self.metrics, self.clock, k.unreachable_exit_s,
+                k.bootstrap_servers,
             )  # fmt: skip
             loop = ScoringLoop(
                 self.config, self._make_source, sink, self.processor, self.metrics, self.clock,
-                self.state, overlap_fetch=self.fetcher.remote, tracing=self.tracing,
+                self.state, overlap_fetch=self.fetcher.remote, tracing=self.tracing, watch=watch,
             )  # fmt: skip
             watcher.start()
             if self.config.api.enabled:
@@ -126,7 +142,10 @@ class Service:
         api = RankingApi.create(self.config, self.models, self.fetcher, self.metrics, self.clock,
                                 spans=self.spans)  # fmt: skip
         cfg = self.config.api
-        self.bridge.call(api.start(cfg.host, cfg.port), 10.0)
+        try:
+            self.bridge.call(api.start(cfg.host, cfg.port), 10.0)
+        except StartupError as exc:
+            raise StartupError(exc.reason, key=exc.key or "api.port") from exc
         return api
 
     def stop_api(self, api: RankingApi) -> None:

@@ -13,7 +13,7 @@ import ssl
 
 from consumer.clock import Clock
 from consumer.config import Config, client_properties, read_secret_file
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, StartupError
 from consumer.features.fetcher import BatchFetcher
 from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
@@ -21,6 +21,13 @@ from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.stream.processor import BatchProcessor
+from consumer.telemetry.health import (
+    FEATURE_STORE,
+    SCHEMA_REGISTRY,
+    DependencyState,
+    ObservedRegistry,
+)
+from schemas.errors import RegistryError, UnknownSchemaIdError
 from schemas.registry import HttpSchemaRegistry, SchemaRegistry, StaticRegistry, load_bundled
 from schemas.registry_auth import RegistryAuth, registry_ssl_context, split_user_info
 from schemas.serde import JobDecoder, RankedListEncoder
@@ -41,12 +48,19 @@ def kafka_properties(config: Config, client: str = "") -> dict[str, str]:
     return client_properties(config.kafka, client, kafka_secrets(config))
 
 
+def transactional_id(config: Config, worker_index: int) -> str:
+    """The worker's transactional id: ``delivery.transactional_id``, else
+    ``<group>-<hostname>-<index>`` (stable across restarts). Forked workers of ``--workers N``
+    get distinct configured ids from `consumer.workers.worker_config`."""
+    configured = config.delivery.transactional_id
+    return configured or f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
+
+
 def producer_properties(config: Config, worker_index: int) -> dict[str, str]:
-    """Producer properties; exactly-once adds a transactional id stable per worker."""
+    """Producer properties; exactly-once adds the worker's transactional id."""
     props = kafka_properties(config, "producer")
     if config.delivery.mode == "exactly_once":
-        default_id = f"{config.kafka.group_id}-{socket.gethostname()}-{worker_index}"
-        props.setdefault("transactional.id", config.delivery.transactional_id or default_id)
+        props["transactional.id"] = transactional_id(config, worker_index)
     return props
 
 
@@ -73,7 +87,7 @@ def build_processor(
     """The batch processor over ``schemas`` with the configured limits and delivery settings."""
     return BatchProcessor(
         decoder=JobDecoder(schemas),
-        encoder=RankedListEncoder(schemas, config.schemas.ranked_schema_id),
+        encoder=ranked_encoder(config, schemas),
         models=models,
         scorer=scorer,
         fetcher=fetcher,
@@ -83,13 +97,30 @@ def build_processor(
     )
 
 
-def build_schema_registry(config: Config) -> SchemaRegistry:
+def ranked_encoder(config: Config, schemas: SchemaRegistry) -> RankedListEncoder:
+    """The output encoder; resolving its writer schema is the first registry call at start-up."""
+    key = "schemas.ranked_schema_id"
+    try:
+        return RankedListEncoder(schemas, config.schemas.ranked_schema_id)
+    except RegistryError as exc:
+        raise StartupError(str(exc), key="schemas.registry_url") from exc
+    except UnknownSchemaIdError as exc:
+        raise ConfigError(f"the registry has no schema under this id: {exc}", key=key) from exc
+
+
+def build_schema_registry(
+    config: Config, metrics: Metrics | None = None, clock: Clock | None = None
+) -> SchemaRegistry:
+    """The static registry, or the HTTP one (observed as a dependency when given `metrics`)."""
     s = config.schemas
     if s.registry_url:
-        return HttpSchemaRegistry(
+        remote = HttpSchemaRegistry(
             s.registry_url, s.timeout_ms / 1000,
             auth=registry_auth(config), ssl_context=registry_tls(config),
         )  # fmt: skip
+        if metrics is None or clock is None:
+            return remote
+        return ObservedRegistry(remote, DependencyState(SCHEMA_REGISTRY, metrics, clock))
     return StaticRegistry(
         {
             config.schemas.job_schema_id: load_bundled("ScoringJob"),
@@ -98,10 +129,20 @@ def build_schema_registry(config: Config) -> SchemaRegistry:
     )
 
 
+def feature_store_state(config: Config, metrics: Metrics, clock: Clock) -> DependencyState | None:
+    """The ``feature_store`` dependency state: only a remote store is one."""
+    if config.features.source != "http":
+        return None
+    return DependencyState(FEATURE_STORE, metrics, clock)
+
+
 def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> FeatureSource:
     """The configured feature source: the embedded file store, or the HTTP feature server."""
     f = config.features
     if f.source == "http":
+        token_file = config.path(f.token_file) if f.token_file else None
+        if token_file is not None and not token_file.is_file():
+            raise ConfigError(f"no such file: {token_file}", key="features.token_file")
         return HttpFeatureSource.from_config(f, metrics, clock, config.path)
     return FileFeatureStore.from_files(
         config.path(f.users_file) if f.users_file else None,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,16 @@ def write_demo_data(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m consumer.demo_data [ROOT]``: write the demo data set under ROOT."""
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0] if args else "demo-data")
-    write_demo_data(target)
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.demo_data",
+        description="Write the demo model (models/demo-lr) and feature files (features/*.csv).",
+    )
+    parser.add_argument("root", nargs="?", default="demo-data", help="target directory")
+    parser.add_argument("--items", type=int, default=100_000, help="items (default 100000)")
+    parser.add_argument("--users", type=int, default=50_000, help="users (default 50000)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    target = Path(args.root)
+    write_demo_data(target, n_items=args.items, n_users=args.users)
     print(f"demo data written to {target}")
     return 0
 

@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from numpy.typing import NDArray
 
 from consumer.clock import Clock
+from consumer.errors import DeliveryError
 from consumer.stream.kafka import produce_waiting
 from schemas.records import ScoringJob
 from schemas.serde import JobEncoder
@@ -118,5 +119,5 @@ def produce_jobs(
             producer.poll(0)  # serve delivery reports of an unpaced run as it goes
     producer.flush(60)
     if failed:
-        raise RuntimeError(f"{len(failed)} jobs not delivered, first: {failed[0]}")
+        raise DeliveryError(f"{len(failed)} jobs not delivered, first: {failed[0]}")
     return acked

@@ -2,10 +2,13 @@
 
 Works against any cluster (`create_topics`), and against the local broker while it boots
 (`await_broker`), when every connection is refused until the JVM listens.
+``python -m consumer.devtools.kafka_topics`` creates topics from the command line.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -92,3 +95,26 @@ def _topics_with_leaders(admin: AdminClient) -> set[str]:
         and topic.partitions
         and all(partition.leader >= 0 for partition in topic.partitions.values())
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m consumer.devtools.kafka_topics --bootstrap B [--partitions N] TOPIC...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.devtools.kafka_topics",
+        description="Create topics on a Kafka cluster (existing ones are accepted).",
+    )
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="bootstrap servers")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of each topic")
+    parser.add_argument("topics", nargs="+", metavar="TOPIC", help="topic names")
+    args = parser.parse_args(argv)
+    try:
+        create_topics(args.bootstrap, args.topics, args.partitions)
+    except LocalKafkaError as exc:
+        print(f"kafka_topics: {exc}", file=sys.stderr)
+        return 1
+    print(f"topics ready at {args.bootstrap}: {', '.join(args.topics)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

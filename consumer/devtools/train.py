@@ -180,7 +180,7 @@ def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--version", help="model version (default: the UTC time, YYYYMMDDTHHMMSSZ)")
     p.add_argument("--hash-bits", type=int, default=20, help="log2 of the weight table size")
     p.add_argument("--C", dest="c", type=float, default=1.0, help="inverse L2 strength")
-    p.add_argument("--max-iter", type=int, default=1000)
+    p.add_argument("--max-iter", type=int, default=1000, help="solver iterations (default 1000)")
     p.add_argument("--holdout", type=float, default=0.1, help="share of rows held out for AUC")
     p.add_argument("--seed", type=int, default=0, help="seed of the holdout split")
     p.add_argument("--out", required=True, help="models directory: writes OUT/NAME atomically")

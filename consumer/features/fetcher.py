@@ -13,7 +13,9 @@ overlaps a remote fetch with the previous batch's CPU work; the API waits on a w
 
 A budget already spent, or a fetch that does not finish within it, fails the future with
 `FeatureTimeoutError`. The fetcher never calls librdkafka and holds no per-batch state, so one
-fetcher may serve several threads.
+fetcher may serve several threads. Given a `Health` (the ``feature_store`` dependency state), each
+remote fetch marks it: up when the store answered, down when the fetch failed, timed out or was
+answered with defaults (the store unavailable under the ``defaults`` policy).
 """
 
 from __future__ import annotations
@@ -42,14 +44,26 @@ class BatchFetcher(Protocol):
     ) -> Future[BatchFeatures]: ...
 
 
+class Health(Protocol):
+    """Where remote fetches report whether the store answered (`consumer.telemetry.health`)."""
+
+    def mark_up(self) -> bool: ...
+
+    def mark_down(self, reason: str) -> bool: ...
+
+
 class FeatureFetcher:
     """`BatchFetcher` over a `FeatureSource`; `bind` the event loop for non-memory sources."""
 
     def __init__(
-        self, source: FeatureSource, loop: asyncio.AbstractEventLoop | None = None
+        self,
+        source: FeatureSource,
+        loop: asyncio.AbstractEventLoop | None = None,
+        health: Health | None = None,
     ) -> None:
         self.source = source
         self._loop = loop
+        self._health = health
 
     @property
     def remote(self) -> bool:
@@ -70,7 +84,22 @@ class FeatureFetcher:
         if self._loop is None:
             raise RuntimeError("FeatureFetcher of a remote source used before bind()")
         coro = _bounded(self.source, user_ids, item_ids, timeout_s)
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        if self._health is not None:
+            future.add_done_callback(self._observe)
+        return future
+
+    def _observe(self, future: Future[BatchFeatures]) -> None:
+        assert self._health is not None
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._health.mark_down(str(error) or type(error).__name__)
+        elif future.result().degraded:
+            self._health.mark_down("the feature store did not answer: scored with defaults")
+        else:
+            self._health.mark_up()
 
 
 async def _bounded(

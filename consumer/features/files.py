@@ -1,14 +1,20 @@
-"""The embedded feature store: user and item features held in memory, loaded from CSV files.
+r"""The embedded feature store: user and item features held in memory, loaded from CSV files.
 
 The first column of each file is the entity id; a column named ``name:float`` is a dense numeric
 feature, any other column is categorical (kept as its hashed string value). Empty cells are
-missing values: the model's defaults apply. The store hands out its whole item table, whose stable
-token lets the kernel cache per-item partial scores.
+missing values: the model's defaults apply. A ``:float`` cell is a number in JSON's syntax
+(RFC 8259: ``-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?``), the one parsers of every language
+agree on; Python's wider ``float()`` forms (``1_000``, ``inf``, ``nan``, `` 1``, ``+1``, ``.5``)
+are refused with the column, row and value, and so is a number beyond float32's range. The
+store hands out its whole item table, whose
+stable token lets the kernel cache per-item partial scores.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,9 @@ from consumer.features.source import BatchFeatures
 from scoring.features import ItemTable, UserFeatures
 
 DENSE_SUFFIX = ":float"
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_CELL = re.compile(rf"(?:{JSON_NUMBER.pattern})?")  # a number, or empty (missing)
 
 
 def read_entity_csv(path: Path, token: int | None = None) -> ItemTable:
@@ -39,12 +48,38 @@ def read_entity_csv(path: Path, token: int | None = None) -> ItemTable:
         dense: dict[str, list[float | None]] = {}
         for name, values in zip(header[1:], columns[1:], strict=True):
             if name.endswith(DENSE_SUFFIX):
-                dense[name[: -len(DENSE_SUFFIX)]] = [float(v) if v else None for v in values]
+                _check_numbers(path, name, values)
+                dense[name[: -len(DENSE_SUFFIX)]] = _floats(path, name, values)
             else:
                 categorical[name] = [v or None for v in values]
         return ItemTable.from_raw(ids, categorical, dense, token=token)
     except ValueError as exc:
         raise ConfigError(f"invalid feature file: {exc}", key=str(path)) from exc
+
+
+def _check_numbers(path: Path, column: str, values: tuple[str, ...]) -> None:
+    """Every non-empty cell a JSON number, else a `ConfigError` naming the first bad one."""
+    if all(map(_CELL.fullmatch, values)):  # C-level pass; a match object is always true
+        return
+    for row, value in enumerate(values):
+        if _CELL.fullmatch(value) is None:
+            raise ConfigError(
+                f"column {column!r}, line {row + 2}: {value!r} is not a number in JSON syntax "
+                "(e.g. 19.99, -0.5, 1e-05; empty = missing)",
+                key=str(path),
+            )
+
+
+def _floats(path: Path, column: str, values: tuple[str, ...]) -> list[float | None]:
+    """The cells as floats (empty: None); a value float32 cannot hold is a `ConfigError`."""
+    floats = [float(v) if v else None for v in values]
+    if any(x is not None and not -FLOAT32_MAX <= x <= FLOAT32_MAX for x in floats):
+        row = next(i for i, x in enumerate(floats) if x is not None and abs(x) > FLOAT32_MAX)
+        raise ConfigError(
+            f"column {column!r}, line {row + 2}: {values[row]!r} is beyond float32's range",
+            key=str(path),
+        )
+    return floats
 
 
 def write_entity_csv(
@@ -58,12 +93,17 @@ def write_entity_csv(
     header = [id_column, *categorical, *(f"{name}{DENSE_SUFFIX}" for name in dense)]
     cols: list[list[str]] = [[str(int(i)) for i in ids]]
     cols += [[v or "" for v in values] for values in categorical.values()]
-    cols += [["" if v is None else repr(float(v)) for v in values] for values in dense.values()]
+    cols += [[_number(v) for v in values] for values in dense.values()]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(zip(*cols, strict=True))
+
+
+def _number(value: float | None) -> str:
+    """A cell `read_entity_csv` reads back to the same float; non-finite (missing anyway) -> ""."""
+    return "" if value is None or not math.isfinite(value) else repr(float(value))
 
 
 def gather_users(table: ItemTable, user_ids: NDArray[np.int64]) -> UserFeatures:

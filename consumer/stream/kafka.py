@@ -2,11 +2,13 @@
 
 `KafkaSource` wraps the consumer (subscription, rebalance callbacks, batched polls, commits,
 watermarks); `KafkaSink` wraps the producer (produce with a delivery token, delivery reports).
-librdkafka callbacks only record facts in queues and never raise; the loop acts on its own stack.
-librdkafka's own log lines go to the rate-limited ``consumer.librdkafka`` logger
-(`consumer.stream.kafka_health.librdkafka_logger`, with its FAIL lines demoted to DEBUG).
-Both report their clients' errors to one `KafkaHealth` (`consumer.stream.kafka_health`), which
-the source consults after every poll: security failures are logged once and bounded in time.
+librdkafka callbacks only record facts (in queues, `ClientFacts` and `KafkaHealth`) and never
+raise; the loop acts on its own stack. librdkafka's own log lines go to the rate-limited
+``consumer.librdkafka`` logger (`consumer.stream.kafka_health.librdkafka_logger`, its FAIL lines
+demoted to DEBUG). Each client's errors reach both its `ClientFacts` (is the cluster reachable?
+`consumer.stream.connection`) and the worker's `KafkaHealth` (security failures logged once and
+bounded in time, other errors rate-limited; `consumer.stream.kafka_health`). A property
+librdkafka refuses when the client is created is a `ConfigError` naming the table.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumer.clock import SystemClock
 from consumer.errors import (
+    ConfigError,
     DeliveryError,
     FatalKafkaError,
     TransactionAbortedError,
     TransportError,
 )
+from consumer.stream.connection import STATS_INTERVAL_MS, ClientFacts
 from consumer.stream.kafka_health import (
     KafkaHealth,
     event_of,
@@ -49,6 +53,29 @@ def _to_tps(partitions: Sequence[TopicPartition]) -> list[TP]:
     return [(p.topic, p.partition) for p in partitions]
 
 
+def _observed(conf: dict[str, Any], facts: ClientFacts, health: KafkaHealth) -> dict[str, Any]:
+    """``conf`` with the callbacks that record `facts` and `health` (never raising)."""
+
+    def on_error(err: KafkaError) -> None:
+        health.on_error(err)
+        try:
+            facts.error(err.name(), err.str())
+        except Exception:  # a callback must never raise into librdkafka
+            return
+
+    return {**conf, "error_cb": on_error, "stats_cb": facts.stats}
+
+
+def _create(kind: type[Consumer] | type[Producer], conf: dict[str, Any], table: str) -> Any:
+    """The client, or a `ConfigError` naming ``table`` for a property librdkafka refuses."""
+    try:
+        return kind(conf, logger=librdkafka_logger())
+    except KafkaException as exc:
+        raise ConfigError(f"librdkafka refused a property: {exc.args[0].str()}", key=table) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"librdkafka refused a property: {exc}", key=table) from exc
+
+
 class KafkaSource:
     """A subscribed consumer with manual commits, handing out `InMessage` batches."""
 
@@ -61,6 +88,7 @@ class KafkaSource:
         on_assign: RebalanceHook,
         on_revoke: RebalanceHook,
         health: KafkaHealth | None = None,
+        facts: ClientFacts | None = None,
     ) -> None:
         self._topic = topic
         self._health = health or default_health(extra)
@@ -73,12 +101,15 @@ class KafkaSource:
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 50,
+            "statistics.interval.ms": STATS_INTERVAL_MS,
         }
         conf.update(extra)
         conf["on_commit"] = self._committed
-        conf["error_cb"] = self._health.on_error
         self._commit_failures: deque[dict[TP, int]] = deque()
-        self._consumer = Consumer(conf, logger=librdkafka_logger())
+        self.facts = facts or ClientFacts("consumer")
+        self._consumer: Consumer = _create(
+            Consumer, _observed(conf, self.facts, self._health), "kafka.consumer"
+        )
         self._hooks = (on_assign, on_revoke)
         self._consumer.subscribe(
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
@@ -98,6 +129,7 @@ class KafkaSource:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._health.recovered()  # the group coordinator answered: we are authenticated
+        self.facts.contact()
         self._hooks[0](_to_tps(partitions))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -126,6 +158,8 @@ class KafkaSource:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise TransportError(f"fatal consumer error: {err.str()}")
+        if err.code() == KafkaError._PARTITION_EOF:
+            return  # enable.partition.eof: an event, not an error
         self._health.report(event_of(err))  # logged once per episode or rate-limited
 
     def _probe(self) -> None:
@@ -214,7 +248,11 @@ class KafkaSink:
     """An idempotent producer whose delivery reports are queued for the loop to read."""
 
     def __init__(
-        self, bootstrap: str, extra: Mapping[str, str], health: KafkaHealth | None = None
+        self,
+        bootstrap: str,
+        extra: Mapping[str, str],
+        health: KafkaHealth | None = None,
+        facts: ClientFacts | None = None,
     ) -> None:
         self._health = health or default_health(extra)
         conf: dict[str, Any] = {
@@ -226,8 +264,10 @@ class KafkaSink:
             "queue.buffering.max.messages": 200_000,
         }
         conf.update(extra)
-        conf["error_cb"] = self._health.on_error
-        self._producer = Producer(conf, logger=librdkafka_logger())
+        self.facts = facts or ClientFacts("producer")
+        self._producer: Producer = _create(
+            Producer, _observed(conf, self.facts, self._health), "kafka.producer"
+        )
         self._deliveries: deque[Delivery] = deque()
 
     def produce(

@@ -10,17 +10,25 @@ Invariants:
   the worker stays in its group; consumption resumes after a growing backoff.
 - On revocation the in-flight work of the revoked partitions is finished and committed before the
   partitions are released. The loop owns its thread; librdkafka never runs on an event loop.
+- Once per iteration (and while waiting for acknowledgements) the `ConnectionWatch` judges what
+  the clients' callbacks recorded; a cluster lost past its bound raises `DependencyLostError`,
+  and the loop then closes without draining or committing (nothing can reach the broker).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Generic, cast
+from typing import Generic, Protocol, cast
 
 from consumer.clock import Clock
 from consumer.config import Config
-from consumer.errors import FeaturesUnavailableError, TransactionAbortedError, TransportError
+from consumer.errors import (
+    DependencyLostError,
+    FeaturesUnavailableError,
+    TransactionAbortedError,
+    TransportError,
+)
 from consumer.metrics import Metrics
 from consumer.stream.dead_letter import dead_letter
 from consumer.stream.delivery import AtLeastOnce, ExactlyOnce, batch_starts
@@ -52,6 +60,18 @@ class LoopState:
         self.last_beat: float = 0.0
         self.running = False
         self.lag: dict[TopicPartition, int] = {}
+        self.kafka_up = True  # False while the ConnectionWatch judges the cluster unreachable
+
+
+class ConnectionWatch(Protocol):
+    """Judges the Kafka clients' callback facts (`consumer.stream.connection.BrokerWatch`)."""
+
+    @property
+    def up(self) -> bool: ...
+
+    def observe(self) -> None:
+        """May raise `DependencyLostError` once the cluster was unreachable past its bound."""
+        ...
 
 
 class ScoringLoop(Generic[P]):
@@ -68,8 +88,10 @@ class ScoringLoop(Generic[P]):
         state: LoopState | None = None,
         overlap_fetch: bool = False,
         tracing: StreamTracing | None = None,
+        watch: ConnectionWatch | None = None,
     ) -> None:
         self._cfg = config
+        self._watch = watch
         # Trace context of each job continued on its outputs (None or inactive: no trace work);
         # delivered batches whose spans end at the next delivery service wait in _open_traces.
         self._tracing = tracing if tracing is not None and tracing.active else None
@@ -101,18 +123,23 @@ class ScoringLoop(Generic[P]):
 
     def run(self, stop: threading.Event) -> None:
         self.state.running = True
+        lost = False
         try:
             while not stop.is_set():
                 self.step()
+        except DependencyLostError:
+            lost = True
+            raise
         finally:
             self.state.running = False
-            self._shutdown()
+            self._shutdown(lost)
             self._close_traces()
 
     def step(self) -> None:
         """One iteration: poll, process, deliver, serve acknowledgements, refresh lag."""
         now = self._clock.monotonic()
         self.state.last_beat = now
+        self._observe_connection()
         self._maybe_resume(now)
         self._wait_for_room()
         t0 = self._clock.monotonic()
@@ -265,6 +292,12 @@ class ScoringLoop(Generic[P]):
         limit = self._cfg.batch.max_in_flight_jobs
         while self._delivery.in_flight() >= limit:
             self._delivery.service(0.05)
+            self._observe_connection()
+
+    def _observe_connection(self) -> None:
+        if self._watch is not None:
+            self._watch.observe()
+            self.state.kafka_up = self._watch.up
 
     def _refresh_lag(self) -> None:
         if not self.state.assigned:
@@ -296,7 +329,11 @@ class ScoringLoop(Generic[P]):
                 self._metrics.consumer_lag.remove(topic, str(partition))
         self._metrics.assigned_partitions.set(len(self.state.assigned))
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, lost: bool = False) -> None:
+        if lost:  # nothing can reach the broker: no flush, no commit (the restart re-reads)
+            self._source.close()
+            log.info("scoring loop stopped: the Kafka cluster is unreachable")
+            return
         try:
             if self._pending is not None:
                 batch, pending = self._pending

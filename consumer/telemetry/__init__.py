@@ -6,8 +6,12 @@
 - `otel`: OpenTelemetry spans and the OTLP exporter, imported only when spans are turned on
   (``pip install stream-scorer[otel]``);
 - `logs`: plain or JSON log lines, librdkafka's lines routed in and rate-limited;
-- `process`: process, platform and GC collectors on the injected registry.
+- `process`: process, platform and GC collectors on the injected registry;
+- `health`: the state of each dependency (Kafka, schema registry, feature store) for readiness,
+  ``stream_scorer_dependency_up`` and the alerts; `ratelimit`: repeated log lines once per
+  interval.
 
-May import: `consumer.{config,errors,metrics,clock}`, `consumer.stream.{records,outcome}` (record
-types only). Never imports the loop, the API, the service or devtools.
+May import: `consumer.{config,errors,metrics,clock}`, `schemas` (the observed registry),
+`consumer.stream.{records,outcome}` (record types only). Never imports the loop, the API, the
+service or devtools.
 """

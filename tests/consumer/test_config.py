@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from consumer.config import client_properties, load_config
+from consumer.config import (
+    ApiConfig,
+    BatchConfig,
+    DeliveryConfig,
+    FeatureConfig,
+    KafkaConfig,
+    LimitsConfig,
+    ModelConfig,
+    SchemaConfig,
+    ServerConfig,
+    client_properties,
+    load_config,
+)
 from consumer.errors import ConfigError
 from consumer.wiring import kafka_properties, kafka_secrets
 
@@ -166,3 +180,147 @@ def test_urls_keep_everything_but_their_credentials_in_the_repr() -> None:
     config = load_config({"STREAM_SCORER__SCHEMAS__REGISTRY_URL": "https://u:p@registry:8081/x"})
     assert "https://***@registry:8081/x" in repr(config)
     assert "u:p" not in repr(config)
+
+
+# Strict types: a value of the wrong type is an error naming the key, never converted.
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            "[batch]\nmax_jobs = 12.7\n",
+            r"batch.max_jobs: expected an integer, got a float \(12.7\)",
+        ),
+        ("[batch]\nmax_jobs = true\n", r"batch.max_jobs: expected an integer, got a boolean"),
+        ('[batch]\nmax_jobs = "12"\n', r"batch.max_jobs: expected an integer, got a string"),
+        ("[server]\nenabled = 1\n", r"server.enabled: expected a boolean .*got an integer"),
+        ('[server]\nenabled = "yes"\n', r"server.enabled: expected a boolean"),
+        ("[kafka]\ninput_topic = 5\n", r"kafka.input_topic: expected a string, got an integer"),
+        ('[kafka]\ninput_topic = ["a"]\n', r"kafka.input_topic: expected a string, got an array"),
+        ("[kafka]\nbootstrap_servers = 5\n", r"kafka.bootstrap_servers: expected a string or an"),
+        ('[kafka]\nbootstrap_servers = ["a:1", 2]\n', r"kafka.bootstrap_servers: expected a"),
+        ("[kafka]\nbootstrap_servers = []\n", r"kafka.bootstrap_servers: expected a string or"),
+        ("[kafka.consumer]\nsession.timeout.ms = 6000\n", r'kafka.consumer."session".*quote'),
+        ('[kafka.consumer]\n"fetch.wait.max.ms" = 1.5\n', r'"fetch.wait.max.ms": expected a'),
+        ('[kafka.producer]\n"linger.ms" = [1]\n', r'kafka.producer."linger.ms": expected a'),
+        ("[models.shadow]\nctr = 1\n", r'models.shadow."ctr": expected a string'),
+        ("kafka = 3\n", r"kafka: must be a table"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config({}, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STREAM_SCORER__BATCH__MAX_JOBS", "12.7"),
+        ("STREAM_SCORER__BATCH__MAX_JOBS", "1_000"),
+        ("STREAM_SCORER__BATCH__MAX_JOBS", "0x10"),
+        ("STREAM_SCORER__SERVER__ENABLED", "maybe"),
+    ],
+)
+def test_environment_values_are_parsed_strictly(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+
+
+def test_bootstrap_servers_may_be_a_list_and_librdkafka_values_keep_their_spelling() -> None:
+    config = load_config(
+        {},
+        '[kafka]\nbootstrap_servers = ["a:1", "b:2"]\n'
+        '[kafka.consumer]\n"enable.partition.eof" = true\n"enable.auto.commit" = false\n'
+        '"fetch.wait.max.ms" = 10\n',
+    )
+    assert config.kafka.bootstrap_servers == "a:1,b:2"
+    assert config.kafka.consumer == {
+        "enable.partition.eof": "true",  # librdkafka's spelling, not Python's "True"
+        "enable.auto.commit": "false",
+        "fetch.wait.max.ms": "10",
+    }
+    env = {"STREAM_SCORER__BATCH__MAX_JOBS": " 64", "STREAM_SCORER__SERVER__ENABLED": "Off"}
+    parsed = load_config(env)
+    assert (parsed.batch.max_jobs, parsed.server.enabled) == (64, False)
+
+
+_SECTIONS = {
+    "kafka": KafkaConfig, "batch": BatchConfig, "limits": LimitsConfig, "schemas": SchemaConfig,
+    "models": ModelConfig, "features": FeatureConfig, "delivery": DeliveryConfig,
+    "api": ApiConfig, "server": ServerConfig,
+}  # fmt: skip
+
+
+def _integer_keys() -> list[str]:
+    keys = []
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            default = getattr(cls(), f.name)
+            if isinstance(default, int) and not isinstance(default, bool):
+                keys.append(f"{section}.{f.name}")
+    return keys
+
+
+@pytest.mark.parametrize("key", _integer_keys())
+def test_every_integer_key_has_a_lower_bound(key: str) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: must be"):
+        load_config({}, f"[{section}]\n{name} = -1\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[batch]\nmax_jobs = 1000001\nmax_in_flight_jobs = 2000000\n", "batch.max_jobs: must be"),
+        ("[schemas]\njob_schema_id = 2147483648\n", "schemas.job_schema_id: must be <="),
+        ("[schemas]\njob_schema_id = 2\n", "schemas.ranked_schema_id: must differ"),
+        ('[kafka]\nbootstrap_servers = ""\n', "kafka.bootstrap_servers: must not be empty"),
+    ],
+)
+def test_values_the_service_cannot_use_are_refused(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config({}, text)
+
+
+# Properties correctness depends on: refused with the reason, in the file or the environment.
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[kafka.consumer]\n"enable.auto.commit" = true\n', "after a job's outputs"),
+        ('[kafka.consumer]\n"enable.auto.commit" = "TRUE"\n', "enable.auto.commit"),
+        ('[kafka.consumer]\n"enable.auto.offset.store" = "true"\n', "explicit offsets"),
+        ('[kafka.consumer]\n"group.id" = "g"\n', "set kafka.group_id instead"),
+        ('[kafka.consumer]\n"bootstrap.servers" = "x:1"\n', "set kafka.bootstrap_servers"),
+        ('[kafka.consumer]\n"statistics.interval.ms" = 0\n', "broker connection state"),
+        ('[kafka.producer]\n"enable.idempotence" = false\n', "duplicate or reorder"),
+        ('[kafka.producer]\n"acks" = "1"\n', "every in-sync replica"),
+        ('[kafka.producer]\n"request.required.acks" = 0\n', "every in-sync replica"),
+        ('[kafka.producer]\n"transactional.id" = "t"\n', "delivery.transactional_id"),
+        (
+            '[delivery]\nmode = "exactly_once"\n'
+            '[kafka.consumer]\n"isolation.level" = "read_uncommitted"\n',
+            "aborted upstream transaction",
+        ),
+    ],
+)
+def test_properties_correctness_depends_on_are_refused(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config({}, text)
+
+
+def test_refusal_names_the_table_and_property_and_applies_to_the_environment() -> None:
+    env = {"STREAM_SCORER__KAFKA_CONSUMER__ENABLE_AUTO_COMMIT": "true"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+    assert caught.value.key == 'kafka.consumer."enable.auto.commit"'
+    assert str(caught.value).startswith("kafka.consumer.\"enable.auto.commit\": 'true' is refused")
+
+
+def test_values_the_service_needs_anyway_are_accepted() -> None:
+    config = load_config(
+        {},
+        '[kafka.consumer]\n"enable.auto.commit" = false\n"isolation.level" = "read_uncommitted"\n'
+        '"statistics.interval.ms" = 500\n[kafka.producer]\n"enable.idempotence" = true\n'
+        '"acks" = "all"\n',
+    )
+    assert config.kafka.consumer["isolation.level"] == "read_uncommitted"  # at-least-once: free
+    assert config.kafka.producer["acks"] == "all"

@@ -31,3 +31,17 @@ async def test_endpoints_follow_loop_state() -> None:
         stalled = await client.get("/healthz")
         assert stalled.status == 503
         assert (await stalled.json())["status"] == "stalled"
+
+
+async def test_readiness_fails_while_the_kafka_cluster_is_unreachable() -> None:
+    state, clock = LoopState(), ManualClock()
+    state.running, state.last_beat = True, clock.monotonic()
+    state.assigned.add(("jobs", 0))  # librdkafka keeps the assignment while the broker is gone
+    app = build_app(Metrics(CollectorRegistry()).registry, state, clock, lambda: True)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/readyz")).status == 200
+        state.kafka_up = False
+        lost = await client.get("/readyz")
+        assert lost.status == 503
+        assert (await lost.json())["kafka_reachable"] is False
+        assert (await client.get("/healthz")).status == 200  # alive: restarting would not help

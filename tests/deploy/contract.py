@@ -68,6 +68,9 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
     "stream_scorer_trace_context_dropped": MetricSpec("counter", ("source", "header")),
     "stream_scorer_gc_pause_seconds": MetricSpec("histogram", ("generation",)),
+    "stream_scorer_dependency_up": MetricSpec("gauge", ("dependency",)),
+    "stream_scorer_dependency_down_seconds": MetricSpec("gauge", ("dependency",)),
+    "stream_scorer_kafka_client_errors": MetricSpec("counter", ("client", "code")),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -156,6 +159,9 @@ SAMPLE_LABELS = {
     "source": "kafka",
     "header": "traceparent",
     "generation": "0",
+    "dependency": "kafka",
+    "client": "consumer",
+    "code": "_TRANSPORT",
 }
 
 

@@ -77,6 +77,8 @@ def test_rules_cover_every_announced_metric_that_needs_an_alert() -> None:
         "stream_scorer_model_reloads",
         "stream_scorer_e2e_latency_seconds",
         "stream_scorer_consumer_lag",
+        "stream_scorer_dependency_up",
+        "stream_scorer_assigned_partitions",
     ):
         assert name in used, name
 

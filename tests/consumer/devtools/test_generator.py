@@ -10,6 +10,7 @@ import pytest
 
 from consumer.clock import SystemClock
 from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
+from consumer.errors import DeliveryError
 from schemas import JobDecoder, JobEncoder, StaticRegistry
 
 
@@ -78,5 +79,5 @@ def test_paced_production_is_open_loop_and_wakes_in_ticks() -> None:
 def test_undelivered_jobs_raise() -> None:
     drawn = jobs(10)
     producer = RecordingProducer(fail=frozenset({str(drawn[3].user_id).encode()}))
-    with pytest.raises(RuntimeError, match="not delivered"):
+    with pytest.raises(DeliveryError, match="not delivered"):
         produce_jobs(producer, "t", JobEncoder(StaticRegistry()), iter(drawn), SystemClock())  # type: ignore[arg-type]

@@ -133,7 +133,7 @@ BAD_FILES = [
     pytest.param("--spec", "{", "invalid feature spec", id="spec-json"),
     pytest.param("--spec", UNKNOWN_CROSS, "unknown field", id="spec-cross"),
     pytest.param("--items-file", None, "cannot read feature file", id="missing-items"),
-    pytest.param("--users-file", "user_id,age:float\n1,old\n", "invalid feature file", id="users"),
+    pytest.param("--users-file", "user_id,age:float\n1,old\n", "'old' is not a number", id="users"),
 ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.clock import ManualClock
 from consumer.config import BatchConfig, Config, DeliveryConfig, KafkaConfig
-from consumer.errors import DeliveryError, FatalKafkaError
+from consumer.errors import DeliveryError, DependencyLostError, FatalKafkaError
 from consumer.metrics import Metrics
 from consumer.stream.loop import ScoringLoop
 from consumer.stream.records import RebalanceHook, Source, TopicPartition
@@ -303,3 +303,46 @@ def test_commits_are_spaced_by_the_commit_interval() -> None:
     loop_clock(loop).advance(0.1)
     loop.step()
     assert source.commits == [{P0: 1}, {P0: 3}]
+
+
+class ScriptedWatch:
+    """A connection watch whose verdicts a test sets; raises once told the cluster is gone."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.gone = False
+        self.observed = 0
+
+    def observe(self) -> None:
+        self.observed += 1
+        if self.gone:
+            raise DependencyLostError("the Kafka cluster at b:9092", 301.0, "down")
+
+
+def test_the_loop_reports_the_watch_verdict_and_stops_without_committing_when_lost() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, source, _, _ = make_loop({P0: [b"a", b"b"]}, sink)
+    watch = ScriptedWatch()
+    loop._watch = watch
+    loop.step()
+    assert loop.state.kafka_up
+    watch.up = False
+    loop.step()
+    assert not loop.state.kafka_up
+    watch.gone = True
+    with pytest.raises(DependencyLostError):
+        loop.run(threading.Event())
+    assert source.closed
+    assert source.commits == source.sync_commits == []  # nothing can reach the broker
+    assert not loop.state.running
+
+
+def test_the_watch_is_consulted_while_waiting_for_acknowledgements() -> None:
+    sink = FakeSink(auto_ack=False)
+    loop, _, _, _ = make_loop({P0: [b"a", b"b", b"c"]}, sink, max_jobs=2, max_in_flight=2)
+    watch = ScriptedWatch()
+    loop._watch = watch
+    loop.step()  # two outputs unacknowledged: the next step waits for room
+    watch.gone = True
+    with pytest.raises(DependencyLostError):
+        loop.step()
