@@ -122,6 +122,9 @@ class ApiConfig:
     port: int = 9500
     max_wait_ms: int = 2  # requests coalesce into one micro-batch for at most this long
     max_batch_jobs: int = 64
+    max_connections: int = 1024  # more open connections are answered 503 and closed
+    idle_timeout_s: int = 60  # a connection silent this long (from opening or an answer) closes
+    header_timeout_s: int = 10  # a request head must be complete this long after its first byte
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +253,9 @@ _AT_LEAST: dict[str, int] = {
     "delivery.shutdown_timeout_s": 1,
     "models.reload_interval_s": 0,
     "api.max_batch_jobs": 1,
+    "api.max_connections": 1,
+    "api.idle_timeout_s": 1,
+    "api.header_timeout_s": 1,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),

@@ -25,6 +25,7 @@ class Metrics:
         self._define_delivery(ns, registry)
         self._define_features(ns, registry)
         self._define_api(ns, registry)
+        self._define_api_edges(ns, registry)
 
     def _define_stream(self, ns: str, registry: CollectorRegistry) -> None:
         """The Kafka loop: throughput, stages, latency, lag, models served."""
@@ -229,6 +230,40 @@ class Metrics:
             "api_predictions",
             "Candidates scored by the ranking API, by model.",
             ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+
+    def _define_api_edges(self, ns: str, registry: CollectorRegistry) -> None:
+        """The ranking API's connections (consumer/api/connections.py) and vanished clients."""
+        self.api_open_connections = Gauge(
+            "api_open_connections",
+            "Connections the ranking API holds open.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_connections_rejected = Counter(
+            "api_connections_rejected",
+            "Connections answered 503 and closed because api.max_connections were open.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_client_disconnects = Counter(
+            "api_client_disconnects",
+            "Ranking API clients gone before their answer, by stage (request|answer).",
+            ["stage"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_malformed_requests = Counter(
+            "api_malformed_requests",
+            "Requests the ranking API's HTTP parser refused (answered 400 by aiohttp).",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_header_timeouts = Counter(
+            "api_header_timeouts",
+            "Ranking API connections closed because a request head took over api.header_timeout_s.",
             namespace=ns,
             registry=registry,
         )

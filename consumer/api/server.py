@@ -6,9 +6,15 @@ coalesced into micro-batches (`consumer.api.batcher`) and scored by the stream p
 job gets the same ranking over HTTP as over Kafka.
 
 Status codes follow the stream path's error taxonomy: 400 for a body that can never be scored
-(``decode``/``invalid``, with the reason), 404 for a model that is not served, 415 for an
-unsupported content type, 503 with ``Retry-After`` when the feature store is unavailable under
-the ``pause`` policy (or the server is stopping), 504 when a request's deadline passes first.
+(``decode``/``invalid``, with the reason), 404 for a model that is not served, 405 for a method
+other than POST, 408 when the body does not arrive within the request's deadline, 413 for a body
+over `MAX_BODY_BYTES`, 415 for an unsupported content type, 503 with ``Retry-After`` when the
+feature store is unavailable under the ``pause`` policy (or the server is stopping), 504 when a
+request's deadline passes first, and 500 ``internal error`` for a fault of the server: its body
+names the request id, and the log line with the details names it too (exception text never
+reaches a caller). Every answer on ``/v1/rank``, whatever its status, is counted in
+``stream_scorer_api_requests_total``; a client gone before its answer is logged at debug and
+counted in ``stream_scorer_api_client_disconnects_total``, never logged as an error.
 
 Two ways to run it, both on the same `Metrics` registry (requests labelled by path):
 
@@ -29,13 +35,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
-from consumer.api.batcher import Answer, Failure, MicroBatcher, SerializedScorer
-from consumer.api.codec import AVRO_TYPES, JSON_TYPES, RankRequest, parse_avro, parse_json, render
+from consumer.api.batcher import INTERNAL, Answer, Failure, MicroBatcher, SerializedScorer
+from consumer.api.codec import (
+    AVRO_TYPES,
+    JSON_TYPES,
+    MAX_BODY_BYTES,
+    RankRequest,
+    new_request_id,
+    parse_avro,
+    parse_json,
+    render,
+    render_error,
+)
+from consumer.api.connections import ConnectionLimits, start_guarded, track_requests
 from consumer.clock import Clock, SystemClock
 from consumer.config import ApiConfig, Config
 from consumer.errors import PoisonMessageError, TransportError
@@ -43,7 +59,7 @@ from consumer.features.fetcher import FeatureFetcher
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.models.watch import ModelWatcher
-from consumer.ops import add_ops_routes, start_server
+from consumer.ops import add_ops_routes
 from consumer.stream.processor import BatchProcessor
 from consumer.wiring import (
     build_feature_source,
@@ -61,6 +77,9 @@ RANK_PATH = "/v1/rank"
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a caller may shorten (never extend) its deadline
 DEFAULT_TIMEOUT_MS = 1_000
 WORKERS = 4  # batches in flight: concurrent feature fetches; kernel calls stay serialized
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+Reply = tuple[int, bytes, dict[str, str]]  # status, JSON body, extra headers
 
 
 class RankingApi:
@@ -85,9 +104,14 @@ class RankingApi:
         self._metrics = metrics
         self._clock = clock
         self._models = models
+        self._limits = ConnectionLimits(
+            config.max_connections, config.idle_timeout_s, config.header_timeout_s
+        )
         self._timeout_ms = timeout_ms
         self._retry_after_s = retry_after_s
         self._runner: web.AppRunner | None = None
+        self._latency = metrics.api_request_seconds.labels(RANK_PATH)
+        self._answered: dict[int, Counter] = {}  # status -> its api_requests child
         self.port: int | None = None  # bound by `start`
 
     @classmethod
@@ -111,8 +135,8 @@ class RankingApi:
 
     def build_app(self, ops: bool = False) -> web.Application:
         """The application; ``ops`` adds /metrics, /healthz and /readyz (standalone serving)."""
-        app = web.Application()
-        app.router.add_post(RANK_PATH, self._rank)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[track_requests])
+        app.router.add_route("*", RANK_PATH, self._rank)  # every method: every answer counted
         if ops:
             add_ops_routes(app, self._metrics.registry, self._alive, self._ready)
 
@@ -129,7 +153,9 @@ class RankingApi:
 
     async def start(self, host: str, port: int, ops: bool = False) -> int:
         """Serve on the running loop; returns the bound port (``port`` 0 picks a free one)."""
-        self._runner, self.port = await start_server(self.build_app(ops), host, port)
+        app = self.build_app(ops)
+        self._runner, self.port = await start_guarded(app, host, port, self._limits,
+                                                      self._metrics)  # fmt: skip
         log.info("ranking API on http://%s:%d%s", host, self.port, RANK_PATH)
         return self.port
 
@@ -138,43 +164,78 @@ class RankingApi:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _rank(self, request: web.Request) -> web.Response:
+    async def _rank(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        status, body, headers = await self._answer(request, started)
-        self._metrics.api_requests.labels(RANK_PATH, str(status)).inc()
-        self._metrics.api_request_seconds.labels(RANK_PATH).observe(time.monotonic() - started)
-        return web.json_response(body, status=status, headers=headers)
-
-    async def _answer(
-        self, request: web.Request, started: float
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
-            timeout_ms = self._deadline_ms(request)
-            parsed = await self._parse(request)
-        except _Refused as refused:
-            return _failure(None, refused.failure)
-        answer = await self.batcher.submit(parsed, started + timeout_ms / 1000)
-        if answer.failure is not None or answer.ranked is None:
-            return _failure(
-                parsed.request_id, answer.failure or Failure(500, "internal", "no answer")
+            status, body, headers = await self._answer(request, started)
+        except ConnectionError:  # the client went away while sending its request
+            return self._gone(request, "request")
+        except Exception:
+            error_id = new_request_id()
+            log.exception("ranking API request %s failed", error_id)
+            status, body, headers = _reply(error_id, Failure(500, "internal", INTERNAL))
+        self._count(status)
+        self._latency.observe(time.monotonic() - started)
+        response = web.Response(body=body, status=status, headers=headers or JSON_HEADERS)
+        if request.transport is None:  # gone while its request was ranked
+            return self._gone(request, "answer")
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            return self._gone(request, "answer")
+        return response
+
+    def _count(self, status: int) -> None:
+        counter = self._answered.get(status)
+        if counter is None:
+            counter = self._answered[status] = self._metrics.api_requests.labels(
+                RANK_PATH, str(status)
             )
-        timings = _timings_ms(answer, time.monotonic() - started)
-        return 200, render(parsed, answer.ranked, timings), {}
+        counter.inc()
+
+    def _gone(self, request: web.Request, stage: str) -> web.Response:
+        self._metrics.api_client_disconnects.labels(stage).inc()
+        log.debug("ranking API client %s went away before its answer (%s)", request.remote, stage)
+        return web.Response(status=499)  # never written: the connection is closed
+
+    async def _answer(self, request: web.Request, started: float) -> Reply:
+        try:
+            deadline = started + self._deadline_ms(request) / 1000
+            parsed = await self._parse(request, deadline)
+        except _Refused as refused:
+            return _reply(None, refused.failure, refused.headers)
+        try:
+            answer = await self.batcher.submit(parsed, deadline)
+            if answer.ranked is None:
+                return _reply(
+                    parsed.request_id, answer.failure or Failure(500, "internal", INTERNAL)
+                )
+            timings = _timings_ms(answer, time.monotonic() - started)
+            return 200, render(parsed, answer.ranked, timings), {}
+        except Exception:
+            log.exception("ranking API request %r failed", parsed.request_id)
+            return _reply(parsed.request_id, Failure(500, "internal", INTERNAL))
 
     def _deadline_ms(self, request: web.Request) -> int:
         raw = request.headers.get(TIMEOUT_HEADER)
         if raw is None:
             return self._timeout_ms
-        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit()) or not digits:
             raise _Refused(Failure(400, "decode", f"{TIMEOUT_HEADER} must be a positive integer"))
-        return min(int(raw), self._timeout_ms)
+        if len(digits) > 9:  # over 11 days, and int() refuses 4,300+ digits: no need to convert
+            return self._timeout_ms
+        return min(int(digits), self._timeout_ms)
 
-    async def _parse(self, request: web.Request) -> RankRequest:
+    async def _parse(self, request: web.Request, deadline: float) -> RankRequest:
+        if request.method != "POST":
+            raise _Refused(Failure(405, "method_not_allowed", "use POST"), {"Allow": "POST"})
         kind = request.content_type
         if kind not in JSON_TYPES | AVRO_TYPES:
             accepted = ", ".join(sorted(JSON_TYPES | AVRO_TYPES))
             raise _Refused(Failure(415, "unsupported_media_type", f"use one of: {accepted}"))
-        body = await request.read()
+        body = await self._body(request, deadline)
         try:
             if kind in JSON_TYPES:
                 return parse_json(body, self._clock.now_ms())
@@ -183,6 +244,25 @@ class RankingApi:
             raise _Refused(Failure(400, exc.kind, exc.reason)) from exc
         except TransportError as exc:
             raise _Refused(Failure(503, "unavailable", str(exc), self._retry_after_s)) from exc
+
+    @staticmethod
+    async def _body(request: web.Request, deadline: float) -> bytes:
+        """The whole body, within the request's deadline and `MAX_BODY_BYTES`."""
+        too_large = _Refused(Failure(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes"))
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise too_large
+        try:
+            if request.content.is_eof():  # all of it arrived with the head: nothing to wait for
+                return await request.read()
+            async with asyncio.timeout(deadline - time.monotonic()):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:  # chunked or compressed past the limit
+            raise too_large from exc
+        except web.RequestPayloadError as exc:  # bad chunked framing or Content-Encoding
+            raise _Refused(Failure(400, "decode", f"malformed request body: {exc}")) from exc
+        except TimeoutError as exc:
+            reason = "the body did not arrive within the request's deadline"
+            raise _Refused(Failure(408, "timeout", reason), {"Connection": "close"}) from exc
 
     def _alive(self) -> tuple[bool, dict[str, object]]:
         alive = self.batcher.running
@@ -197,9 +277,10 @@ class RankingApi:
 class _Refused(Exception):
     """A request answered before it reaches the batcher."""
 
-    def __init__(self, failure: Failure) -> None:
+    def __init__(self, failure: Failure, headers: dict[str, str] | None = None) -> None:
         super().__init__(failure.reason)
         self.failure = failure
+        self.headers = headers or {}
 
 
 def _timings_ms(answer: Answer, total_s: float) -> dict[str, float]:
@@ -208,14 +289,13 @@ def _timings_ms(answer: Answer, total_s: float) -> dict[str, float]:
     return {k: v * 1000 for k, v in seconds.items()}
 
 
-def _failure(
-    request_id: str | None, failure: Failure
-) -> tuple[int, dict[str, Any], dict[str, str]]:
-    body = {"request_id": request_id, "error": failure.kind, "reason": failure.reason}
-    headers = {}
+def _reply(
+    request_id: str | None, failure: Failure, headers: dict[str, str] | None = None
+) -> Reply:
+    extra = dict(JSON_HEADERS, **(headers or {}))
     if failure.retry_after_s is not None:
-        headers["Retry-After"] = str(failure.retry_after_s)
-    return failure.status, body, headers
+        extra["Retry-After"] = str(failure.retry_after_s)
+    return failure.status, render_error(request_id, failure.kind, failure.reason), extra
 
 
 def serve(

@@ -64,6 +64,11 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_request_seconds": MetricSpec("histogram", ("path",)),
     "stream_scorer_api_batch_size_jobs": MetricSpec("histogram"),
     "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
+    "stream_scorer_api_open_connections": MetricSpec("gauge"),
+    "stream_scorer_api_connections_rejected": MetricSpec("counter"),
+    "stream_scorer_api_client_disconnects": MetricSpec("counter", ("stage",)),
+    "stream_scorer_api_malformed_requests": MetricSpec("counter"),
+    "stream_scorer_api_header_timeouts": MetricSpec("counter"),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
