@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 RANK_PATH = "/v1/rank"
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a caller may shorten (never extend) its deadline
 DEFAULT_TIMEOUT_MS = 1_000
-WORKERS = 4  # batches in flight: concurrent feature fetches; kernel calls stay serialized
+WORKERS = 4  # batches in flight with a remote feature source: concurrent fetches
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 Reply = tuple[int, bytes, dict[str, str]]  # status, JSON body, extra headers
@@ -97,8 +97,11 @@ class RankingApi:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         retry_after_s: int = 1,
     ) -> None:
-        self.batcher = MicroBatcher(processor, metrics, config.max_wait_ms / 1000,
-                                    config.max_batch_jobs, WORKERS, retry_after_s)  # fmt: skip
+        remote = fetcher.remote  # in-memory features: all CPU work, one batch at a time
+        self.batcher = MicroBatcher(
+            processor, metrics, config.max_wait_ms / 1000, config.max_batch_jobs,
+            slots=WORKERS if remote else 1, retry_after_s=retry_after_s, inline=not remote,
+        )  # fmt: skip
         self._fetcher = fetcher
         self._decoder = decoder
         self._metrics = metrics

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from consumer.api.batcher import SerializedScorer
 from consumer.api.server import TIMEOUT_HEADER
 from consumer.devtools.demo_data import DemoData
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
+from scoring.batch import RankedBatch, ScoringBatch
+from scoring.features import ItemTable, UserFeatures
+from scoring.model import LRModel
 from tests.consumer.api.support import (
     AVRO,
     CountingScorer,
@@ -238,3 +244,34 @@ async def test_metrics_health_and_readiness_on_the_api_port(
     ready = await client.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["models_loaded"] is True
+
+
+class SlowScorer(SerializedScorer):
+    """A kernel call that takes `seconds` (on whichever thread makes it)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.threads: set[str] = set()
+
+    def rank(
+        self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
+    ) -> RankedBatch:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return super().rank(model, batch, users, items)
+
+
+async def test_with_in_memory_features_a_late_ranking_is_still_a_504(data: DemoData) -> None:
+    scorer = SlowScorer(0.3)
+    api = make_api(data, scorer=scorer)
+    async with TestClient(TestServer(api.build_app())) as client:
+        late = await client.post("/v1/rank", json=as_json(job(data, 1)),
+                                 headers={TIMEOUT_HEADER: "100"})  # fmt: skip
+        late_body = await late.json()
+        scorer.seconds = 0.0
+        on_time = await client.post("/v1/rank", json=as_json(job(data, 2)))
+    assert late.status == 504
+    assert late_body["error"] == "deadline"
+    assert on_time.status == 200
+    assert scorer.threads == {threading.current_thread().name}  # scored on the event loop
