@@ -96,13 +96,18 @@ class SerializedScorer(Scorer):
 
 
 def failure_of(exc: BaseException, retry_after_s: int) -> Failure:
-    """The answer to every request of a batch that raised `exc`."""
+    """The answer to every request of a batch that raised `exc`.
+
+    Reasons are fixed per kind: an exception's text may name hosts, paths or tokens' files, and
+    goes to the log only.
+    """
     if isinstance(exc, FeaturesUnavailableError):
-        return Failure(503, "features_unavailable", str(exc), retry_after_s)
+        return Failure(503, "features_unavailable", "the feature store is unavailable",
+                       retry_after_s)  # fmt: skip
     if isinstance(exc, FeatureTimeoutError | TimeoutError):
         return Failure(504, "deadline", "features not fetched before the deadline")
     if isinstance(exc, TransportError):
-        return Failure(503, "unavailable", str(exc), retry_after_s)
+        return Failure(503, "unavailable", "a dependency is unavailable", retry_after_s)
     return Failure(500, "internal", INTERNAL)
 
 
@@ -248,8 +253,11 @@ class MicroBatcher:
         try:
             return self._score(batch)
         except Exception as exc:
-            if isinstance(exc, TransportError | TimeoutError) or len(batch) == 1:
-                return [self._failed(p, exc) for p in batch]
+            if isinstance(exc, TransportError | TimeoutError):  # the dependency's fault: all fail
+                log.debug("ranking API batch of %d requests failed: %r", len(batch), exc)
+                return [Answer(failure=failure_of(exc, self._retry_after_s))] * len(batch)
+            if len(batch) == 1:
+                return [self._failed(batch[0], exc)]
             log.warning("ranking API batch of %d requests failed (%s); scoring them one by one",
                         len(batch), type(exc).__name__)  # fmt: skip
             self.retried += 1
@@ -265,6 +273,8 @@ class MicroBatcher:
         failure = failure_of(exc, self._retry_after_s)
         if failure.status == 500:
             log.error("ranking API request %r failed", pending.request.request_id, exc_info=exc)
+        else:
+            log.debug("ranking API request %r failed: %r", pending.request.request_id, exc)
         return Answer(failure=failure)
 
     def _score(self, batch: list[_Pending]) -> list[Answer]:

@@ -98,8 +98,11 @@ def _bad(reason: str) -> PoisonMessageError:
 
 def _integer(body: dict[str, Any], key: str, default: int | None, bounds: tuple[int, int]) -> int:
     value = body.get(key, default)
-    if value is None:
+    if value is None and key not in body:
         raise _bad(f"{key} is required")
+    if value is None:
+        hint = " (leave it out for the default)" if default is not None else ""
+        raise _bad(f"{key} must be an integer, not null{hint}")
     if type(value) is float and value.is_integer() and not bounds[0] <= value <= bounds[1]:
         raise _bad(f"{key} is out of range")  # orjson reads integers past 64 bits as floats
     if type(value) is not int:  # bool is an int subclass: refuse it too

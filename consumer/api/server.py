@@ -245,8 +245,10 @@ class RankingApi:
             return parse_avro(self._decoder, body)
         except PoisonMessageError as exc:
             raise _Refused(Failure(400, exc.kind, exc.reason)) from exc
-        except TransportError as exc:
-            raise _Refused(Failure(503, "unavailable", str(exc), self._retry_after_s)) from exc
+        except TransportError as exc:  # the schema registry: its text stays in the log
+            log.debug("ranking API request refused, %r", exc)
+            reason = "the schema registry is unavailable"
+            raise _Refused(Failure(503, "unavailable", reason, self._retry_after_s)) from exc
 
     @staticmethod
     async def _body(request: web.Request, deadline: float) -> bytes:

@@ -135,6 +135,14 @@ BAD_REQUESTS: list[tuple[dict[str, Any] | bytes, str]] = [
     ({"user_id": 1, "model": "demo-lr", "candidates": [2**63]}, "candidate id is out of range"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [1], "context": {"a": 1}}, "context must"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [1], "top_k": "5"}, "top_k must be"),
+    (
+        {"user_id": 1, "model": "demo-lr", "candidates": [1], "top_k": None},
+        "top_k must be an integer, not null (leave it out for the default)",
+    ),
+    (
+        {"user_id": None, "model": "demo-lr", "candidates": [1]},
+        "user_id must be an integer, not null",
+    ),
     ({"user_id": 1, "model": "demo-lr", "candidates": []}, "empty candidate list"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [4, -3]}, "negative candidate id"),
     ({"user_id": -1, "model": "demo-lr", "candidates": [4]}, "negative user_id"),
@@ -191,7 +199,11 @@ async def test_features_unavailable_is_503_with_retry_after(data: DemoData) -> N
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "10"  # features.breaker_reset_s
         body = await resp.json()
-        assert (body["error"], body["reason"]) == ("features_unavailable", "circuit breaker open")
+        assert body == {
+            "request_id": "req-2",
+            "error": "features_unavailable",
+            "reason": "the feature store is unavailable",
+        }  # the detail stays in the log
 
 
 async def test_deadline_answers_504_without_waiting_for_the_batch(data: DemoData) -> None:
