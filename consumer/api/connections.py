@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
+from consumer.errors import ConfigError
 from consumer.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,10 @@ async def start_guarded(
     site = GuardedSite(runner, host, port, _Gate(runner.server, limits, metrics, handler_args))
     try:
         await site.start()
-    except BaseException:
+    except BaseException as exc:
         await runner.cleanup()
+        if isinstance(exc, OSError):  # in use, not an address of this host, no permission
+            reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            raise ConfigError(reason, key="api.port") from exc
         raise
     return runner, site.bound_port

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.api.server import RankingApi
 from consumer.devtools.demo_data import DemoData
+from consumer.errors import ConfigError
 from tests.consumer.api.support import GatedSource, as_json, job, make_api, store
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -204,3 +205,16 @@ async def test_requests_the_http_parser_refuses_are_400_and_counted_not_errors(
         assert await rank_once(port, data) == 200
     assert sample(registry, "api_malformed_requests_total") == len(MALFORMED)
     assert errors(caplog) == []
+
+
+async def test_a_port_in_use_is_one_clear_error_naming_the_key(data: DemoData) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        api = make_api(data)
+        with pytest.raises(
+            ConfigError, match=f"cannot listen on 127.0.0.1:{port}: .*in use"
+        ) as info:
+            await api.start("127.0.0.1", port)
+    assert info.value.key == "api.port"
