@@ -15,6 +15,8 @@ to send a request. This module adds both around an `aiohttp.web.AppRunner`:
 - the body is read by the handler within the request's own deadline, else ``408``
   (`consumer.api.server`); what a client still sends after an early answer (408, 413) is read
   and discarded for at most `LINGER_S`, then the connection is closed.
+- the answer: a client that stops reading is disconnected once an answer stays unsent for
+  ``ANSWER_TIMEOUT_S`` (`consumer.api.server`).
 
 A client's fault is not the server's error: aiohttp logs a request its parser refuses
 (malformed request line, headers or chunked framing; it answers 400 itself) and a client that

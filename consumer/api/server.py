@@ -78,6 +78,7 @@ TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a caller may shorten (never extend) i
 DEFAULT_TIMEOUT_MS = 1_000
 WORKERS = 4  # batches in flight with a remote feature source: concurrent fetches
 JSON_HEADERS = {"Content-Type": "application/json"}
+ANSWER_TIMEOUT_S = 10.0  # an answer the client leaves unread this long closes its connection
 
 Reply = tuple[int, bytes, dict[str, str]]  # status, JSON body, extra headers
 
@@ -180,12 +181,17 @@ class RankingApi:
         self._count(status)
         self._latency.observe(time.monotonic() - started)
         response = web.Response(body=body, status=status, headers=headers or JSON_HEADERS)
-        if request.transport is None:  # gone while its request was ranked
+        transport = request.transport
+        if transport is None:  # gone while its request was ranked
             return self._gone(request, "answer")
         try:
-            await response.prepare(request)
-            await response.write_eof()
-        except ConnectionError:
+            if not transport.get_write_buffer_size():  # nothing queued: writing cannot block
+                await _write(request, response)
+            else:  # the client is behind on reading its answers: give it a bound
+                async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                    await _write(request, response)
+        except (ConnectionError, TimeoutError):
+            request.protocol.force_close()  # whatever aiohttp writes next fails, not interleaves
             return self._gone(request, "answer")
         return response
 
@@ -286,6 +292,11 @@ class _Refused(Exception):
         super().__init__(failure.reason)
         self.failure = failure
         self.headers = headers or {}
+
+
+async def _write(request: web.Request, response: web.Response) -> None:
+    await response.prepare(request)
+    await response.write_eof()
 
 
 def _timings_ms(answer: Answer, total_s: float) -> dict[str, float]:

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from consumer.api import server
 from consumer.api.server import RankingApi
 from consumer.devtools.demo_data import DemoData
 from consumer.errors import ConfigError
@@ -28,10 +29,18 @@ Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 @asynccontextmanager
 async def serving(data: DemoData, registry: CollectorRegistry, **kwargs: Any) -> AsyncIterator[int]:
     """The API on a free loopback port, as `RankingApi.start` serves it."""
+    async with serving_api(data, registry, **kwargs) as (_, port):
+        yield port
+
+
+@asynccontextmanager
+async def serving_api(
+    data: DemoData, registry: CollectorRegistry, **kwargs: Any
+) -> AsyncIterator[tuple[RankingApi, int]]:
     api: RankingApi = make_api(data, registry=registry, **kwargs)
     port = await api.start("127.0.0.1", 0)
     try:
-        yield port
+        yield api, port
     finally:
         await api.stop()
 
@@ -218,3 +227,42 @@ async def test_a_port_in_use_is_one_clear_error_naming_the_key(data: DemoData) -
         ) as info:
             await api.start("127.0.0.1", port)
     assert info.value.key == "api.port"
+
+
+async def test_a_client_that_never_reads_its_answers_is_disconnected(
+    data: DemoData, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(server, "ANSWER_TIMEOUT_S", 0.5)
+    registry = CollectorRegistry()
+    requests = b"".join(
+        head(len(body)) + body
+        for body in (json.dumps(as_json(job(data, i, n=100, top_k=20))).encode() for i in range(60))
+    )  # ~60 KB of answers
+    async with serving_api(data, registry) as (api, port):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        _, writer = await asyncio.open_connection(sock=sock)
+        transport = writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()  # take no answer at all
+        await until(lambda: len(connections(api)) == 1)
+        for handler in connections(api):  # small buffers: the stall shows after a few answers
+            handler.transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # fmt: skip
+            handler.transport.set_write_buffer_limits(high=2048)
+        writer.write(requests)
+        await until(lambda: not connections(api), timeout_s=8)
+        writer.close()
+    assert sample(registry, "api_client_disconnects_total", stage="answer") == 1.0
+    assert 0 < sample(registry, "api_requests_total", path="/v1/rank", status="200") < 60
+    assert errors(caplog) == []
+
+
+def connections(api: RankingApi) -> list[Any]:
+    """The server side of the API's open connections (aiohttp request handlers)."""
+    runner = api._runner
+    assert runner is not None
+    assert runner.server is not None
+    return [h for h in runner.server.connections if h.transport is not None]
