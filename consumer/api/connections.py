@@ -32,7 +32,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
@@ -144,9 +144,9 @@ class _Refusal(asyncio.Protocol):
     """A connection over the limit: one 503, then closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(REFUSAL)
-        transport.close()
+        stream = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        stream.write(REFUSAL)
+        stream.close()
 
 
 class _Gate:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +25,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> DemoData:
 async def client(data: DemoData) -> AsyncIterator[TestClient[Any, Any]]:
     async with TestClient(TestServer(make_api(data).build_app(ops=True))) as c:
         yield c
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The listener's tests run on asyncio's loop and on uvloop's, which `serve` runs."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if item.path.name == "test_connections.py":
+        with suppress(ImportError):
+            import uvloop
+
+            factories["uvloop"] = uvloop.new_event_loop
+    return factories
