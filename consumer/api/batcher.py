@@ -1,4 +1,4 @@
-"""Coalescing concurrent ranking requests into micro-batches scored off the event loop.
+"""Coalescing concurrent ranking requests into micro-batches, and scoring them.
 
 A batch opens when a request arrives and closes ``max_wait_s`` after that first arrival or at
 ``max_batch_jobs`` requests, whichever comes first. It is scored by

@@ -1,9 +1,11 @@
 """The synchronous ranking API: ``POST /v1/rank`` ranks one user's candidates now.
 
-For callers that cannot wait for a stream (a feed builder assembling a page). Requests are
-coalesced into micro-batches (`consumer.api.batcher`) and scored by the stream path's
+For callers that cannot wait for a stream (a feed builder assembling a page). Each request is
+read and checked alone (`consumer.api.intake`, `consumer.api.codec`), then coalesced into
+micro-batches (`consumer.api.batcher`) scored by the stream path's
 `BatchProcessor.score_columns`: same validation, model routing, feature source and kernel, so a
-job gets the same ranking over HTTP as over Kafka.
+job gets the same ranking over HTTP as over Kafka. The listener bounds connections and the time
+each part of a request may take (`consumer.api.connections`).
 
 Status codes follow the stream path's error taxonomy: 400 for a body that can never be scored
 (``decode``/``invalid``, with the reason), 404 for a model that is not served, 405 for a method
@@ -20,9 +22,9 @@ Two ways to run it, both on the same `Metrics` registry (requests labelled by pa
 
 - beside the Kafka loop: `consumer.service.Service` starts it on its event-loop thread with the
   service's models and feature fetcher, and stops it before closing its feature source;
-- alone: `serve(config, stop)` (``stream-scorer serve``), which also answers ``/metrics``,
-  ``/healthz`` and ``/readyz`` (`consumer.ops`) on the API's port and reloads models like the loop
-  does.
+- alone: `serve(config, stop)` (``stream-scorer serve``), on uvloop where it is installed, which
+  also answers ``/metrics``, ``/healthz`` and ``/readyz`` (`consumer.ops`) on the API's port and
+  reloads models like the loop does.
 
 Built from the config through `consumer.wiring`, like the stream service; it never imports the
 service.
@@ -40,21 +42,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from consumer.api.batcher import INTERNAL, Answer, Failure, MicroBatcher, SerializedScorer
-from consumer.api.codec import (
-    AVRO_TYPES,
-    JSON_TYPES,
-    MAX_BODY_BYTES,
-    RankRequest,
-    new_request_id,
-    parse_avro,
-    parse_json,
-    render,
-    render_error,
-)
+from consumer.api.codec import MAX_BODY_BYTES, new_request_id, render, render_error
 from consumer.api.connections import ConnectionLimits, start_guarded, track_requests
+from consumer.api.intake import Intake, Refused, deadline_ms
 from consumer.clock import Clock, SystemClock
 from consumer.config import ApiConfig, Config
-from consumer.errors import PoisonMessageError, TransportError
 from consumer.features.fetcher import FeatureFetcher
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
@@ -74,7 +66,6 @@ from scoring.kernel import Scorer
 log = logging.getLogger(__name__)
 
 RANK_PATH = "/v1/rank"
-TIMEOUT_HEADER = "X-Request-Timeout-Ms"  # a caller may shorten (never extend) its deadline
 DEFAULT_TIMEOUT_MS = 1_000
 WORKERS = 4  # batches in flight with a remote feature source: concurrent fetches
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -104,15 +95,13 @@ class RankingApi:
             slots=WORKERS if remote else 1, retry_after_s=retry_after_s, inline=not remote,
         )  # fmt: skip
         self._fetcher = fetcher
-        self._decoder = decoder
+        self._intake = Intake(decoder, clock, retry_after_s)
         self._metrics = metrics
-        self._clock = clock
         self._models = models
         self._limits = ConnectionLimits(
             config.max_connections, config.idle_timeout_s, config.header_timeout_s
         )
         self._timeout_ms = timeout_ms
-        self._retry_after_s = retry_after_s
         self._runner: web.AppRunner | None = None
         self._latency = metrics.api_request_seconds.labels(RANK_PATH)
         self._answered: dict[int, Counter] = {}  # status -> its api_requests child
@@ -210,9 +199,9 @@ class RankingApi:
 
     async def _answer(self, request: web.Request, started: float) -> Reply:
         try:
-            deadline = started + self._deadline_ms(request) / 1000
-            parsed = await self._parse(request, deadline)
-        except _Refused as refused:
+            deadline = started + deadline_ms(request, self._timeout_ms) / 1000
+            parsed = await self._intake.read(request, deadline)
+        except Refused as refused:
             return _reply(None, refused.failure, refused.headers)
         try:
             answer = await self.batcher.submit(parsed, deadline)
@@ -226,55 +215,6 @@ class RankingApi:
             log.exception("ranking API request %r failed", parsed.request_id)
             return _reply(parsed.request_id, Failure(500, "internal", INTERNAL))
 
-    def _deadline_ms(self, request: web.Request) -> int:
-        raw = request.headers.get(TIMEOUT_HEADER)
-        if raw is None:
-            return self._timeout_ms
-        digits = raw.lstrip("0")
-        if not (raw.isascii() and raw.isdigit()) or not digits:
-            raise _Refused(Failure(400, "decode", f"{TIMEOUT_HEADER} must be a positive integer"))
-        if len(digits) > 9:  # over 11 days, and int() refuses 4,300+ digits: no need to convert
-            return self._timeout_ms
-        return min(int(digits), self._timeout_ms)
-
-    async def _parse(self, request: web.Request, deadline: float) -> RankRequest:
-        if request.method != "POST":
-            raise _Refused(Failure(405, "method_not_allowed", "use POST"), {"Allow": "POST"})
-        kind = request.content_type
-        if kind not in JSON_TYPES | AVRO_TYPES:
-            accepted = ", ".join(sorted(JSON_TYPES | AVRO_TYPES))
-            raise _Refused(Failure(415, "unsupported_media_type", f"use one of: {accepted}"))
-        body = await self._body(request, deadline)
-        try:
-            if kind in JSON_TYPES:
-                return parse_json(body, self._clock.now_ms())
-            return parse_avro(self._decoder, body)
-        except PoisonMessageError as exc:
-            raise _Refused(Failure(400, exc.kind, exc.reason)) from exc
-        except TransportError as exc:  # the schema registry: its text stays in the log
-            log.debug("ranking API request refused, %r", exc)
-            reason = "the schema registry is unavailable"
-            raise _Refused(Failure(503, "unavailable", reason, self._retry_after_s)) from exc
-
-    @staticmethod
-    async def _body(request: web.Request, deadline: float) -> bytes:
-        """The whole body, within the request's deadline and `MAX_BODY_BYTES`."""
-        too_large = _Refused(Failure(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes"))
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            raise too_large
-        try:
-            if request.content.is_eof():  # all of it arrived with the head: nothing to wait for
-                return await request.read()
-            async with asyncio.timeout(deadline - time.monotonic()):
-                return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:  # chunked or compressed past the limit
-            raise too_large from exc
-        except web.RequestPayloadError as exc:  # bad chunked framing or Content-Encoding
-            raise _Refused(Failure(400, "decode", f"malformed request body: {exc}")) from exc
-        except TimeoutError as exc:
-            reason = "the body did not arrive within the request's deadline"
-            raise _Refused(Failure(408, "timeout", reason), {"Connection": "close"}) from exc
-
     def _alive(self) -> tuple[bool, dict[str, object]]:
         alive = self.batcher.running
         return alive, {"status": "ok" if alive else "stopped"}
@@ -283,15 +223,6 @@ class RankingApi:
         loaded = self._models is not None and bool(self._models.all())
         ready = loaded and self.batcher.running
         return ready, {"ready": ready, "models_loaded": loaded}
-
-
-class _Refused(Exception):
-    """A request answered before it reaches the batcher."""
-
-    def __init__(self, failure: Failure, headers: dict[str, str] | None = None) -> None:
-        super().__init__(failure.reason)
-        self.failure = failure
-        self.headers = headers or {}
 
 
 async def _write(request: web.Request, response: web.Response) -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.api.batcher import SerializedScorer
 from consumer.api.codec import BOUNDS, MAX_BODY_BYTES
-from consumer.api.server import TIMEOUT_HEADER
+from consumer.api.intake import TIMEOUT_HEADER
 from consumer.devtools.demo_data import DemoData
 from schemas.records import ScoringJob
 from schemas.registry import StaticRegistry

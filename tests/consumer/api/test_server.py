@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from consumer.api.batcher import SerializedScorer
-from consumer.api.server import TIMEOUT_HEADER
+from consumer.api.intake import TIMEOUT_HEADER
 from consumer.devtools.demo_data import DemoData
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
