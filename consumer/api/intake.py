@@ -101,4 +101,4 @@ async def read_body(request: web.Request, deadline: float) -> bytes:
         raise Refused(Failure(400, "decode", f"malformed request body: {exc}")) from exc
     except TimeoutError as exc:
         reason = "the body did not arrive within the request's deadline"
-        raise Refused(Failure(408, "timeout", reason), {"Connection": "close"}) from exc
+        raise Refused(Failure(408, "timeout", reason)) from exc

@@ -170,6 +170,8 @@ class RankingApi:
         self._count(status)
         self._latency.observe(time.monotonic() - started)
         response = web.Response(body=body, status=status, headers=headers or JSON_HEADERS)
+        if status == 408:  # the rest of its body may still come: the connection cannot be reused
+            response.force_close()
         transport = request.transport
         if transport is None:  # gone while its request was ranked
             return self._gone(request, "answer")
@@ -266,8 +268,11 @@ def serve(
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (libuv: transports and the loop in C, a third
-    less CPU per request here), else asyncio's."""
+    """uvloop's event loop where it is installed, else asyncio's.
+
+    libuv runs the loop and the transports in C: in one ``bench.http`` run against the asyncio
+    build, 1.65x the requests/s and 0.56x the p99, for 7% less CPU per request.
+    """
     try:
         import uvloop
     except ImportError:

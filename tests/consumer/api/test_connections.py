@@ -148,6 +148,7 @@ async def test_half_sent_requests_are_closed_within_the_timeouts(data: DemoData)
         assert await rank_once(port, data) == 200
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers[:30])
     assert all(b'"error":"timeout"' in a for a in answers[:30])
+    assert all(b"\r\nConnection: close\r\n" in a for a in answers[:30])
     assert answers[30:] == [b""] * 60  # closed without an answer: no request ever arrived
     assert elapsed < 6  # 0.3 s deadline + 2 s linger; 1 s head timeout
     assert sample(registry, "api_requests_total", path="/v1/rank", status="408") == 30.0
