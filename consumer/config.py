@@ -156,6 +156,9 @@ class ApiConfig:
     tokens_file: str = ""  # bearer tokens accepted on /v1/rank, one per line; re-read on change
     # Beyond loopback without tokens_file the API refuses to start unless this is true.
     allow_unauthenticated: bool = False
+    max_connections: int = 1024  # more open connections are answered 503 and closed
+    idle_timeout_s: int = 60  # a connection silent this long (from opening or an answer) closes
+    header_timeout_s: int = 10  # a request head must be complete this long after its first byte
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +352,9 @@ _AT_LEAST: dict[str, int] = {
     "logs.librdkafka_burst": 1,
     "kafka.auth_failure_exit_s": 0,
     "schemas.timeout_ms": 1,
+    "api.max_connections": 1,
+    "api.idle_timeout_s": 1,
+    "api.header_timeout_s": 1,
 }
 _AT_MOST: dict[str, int] = {
     "batch.max_jobs": 1_000_000,  # librdkafka's bound on one consume() call

@@ -41,6 +41,7 @@ class Metrics:
         self._define_api(ns, registry)
         self._define_observability(ns, registry)
         self._define_dependencies(ns, registry)
+        self._define_api_edges(ns, registry)
         if exported is not None:
             self._unregister_except(exported)
 
@@ -263,6 +264,40 @@ class Metrics:
             registry=registry,
         )
 
+    def _define_api_edges(self, ns: str, registry: CollectorRegistry) -> None:
+        """The ranking API's connections (consumer/api/connections.py) and vanished clients."""
+        self.api_open_connections = Gauge(
+            "api_open_connections",
+            "Connections the ranking API holds open.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_connections_rejected = Counter(
+            "api_connections_rejected",
+            "Connections answered 503 and closed because api.max_connections were open.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_client_disconnects = Counter(
+            "api_client_disconnects",
+            "Ranking API clients gone before their answer, by stage (request|answer).",
+            ["stage"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_malformed_requests = Counter(
+            "api_malformed_requests",
+            "Requests the ranking API's HTTP parser refused (answered 400 by aiohttp).",
+            namespace=ns,
+            registry=registry,
+        )
+        self.api_header_timeouts = Counter(
+            "api_header_timeouts",
+            "Ranking API connections closed because a request head took over api.header_timeout_s.",
+            namespace=ns,
+            registry=registry,
+        )
+
     def _define_dependencies(self, ns: str, registry: CollectorRegistry) -> None:
         """Dependencies (consumer/telemetry/health.py): up or down, how long; librdkafka errors."""
         self.dependency_up = Gauge(
@@ -305,7 +340,8 @@ FEATURE_METRICS = frozenset({
 })  # fmt: skip
 API_METRICS = frozenset({
     "model_info", "model_reloads", "api_requests", "api_request_seconds", "api_batch_size_jobs",
-    "api_predictions", "trace_context_dropped",
+    "api_predictions", "trace_context_dropped", "api_open_connections", "api_connections_rejected",
+    "api_client_disconnects", "api_malformed_requests", "api_header_timeouts",
 })  # fmt: skip
 
 

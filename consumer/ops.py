@@ -93,7 +93,7 @@ async def start_server(
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        reason = _os_reason(exc)
+        reason = bind_failure_reason(exc)
         raise StartupError(f"cannot listen on {host}:{port}: {reason}", key=key) from exc
     server = site._server
     sockets = getattr(server, "sockets", None) or []
@@ -101,7 +101,7 @@ async def start_server(
     return runner, int(bound)
 
 
-def _os_reason(exc: OSError) -> str:
+def bind_failure_reason(exc: OSError) -> str:
     """The short reason of a bind failure ("Address already in use"), without asyncio's framing."""
     if exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno)

@@ -71,6 +71,11 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_dependency_up": MetricSpec("gauge", ("dependency",)),
     "stream_scorer_dependency_down_seconds": MetricSpec("gauge", ("dependency",)),
     "stream_scorer_kafka_client_errors": MetricSpec("counter", ("client", "code")),
+    "stream_scorer_api_open_connections": MetricSpec("gauge"),
+    "stream_scorer_api_connections_rejected": MetricSpec("counter"),
+    "stream_scorer_api_client_disconnects": MetricSpec("counter", ("stage",)),
+    "stream_scorer_api_malformed_requests": MetricSpec("counter"),
+    "stream_scorer_api_header_timeouts": MetricSpec("counter"),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from consumer.devtools.demo_data import DemoData, write_demo_data
 from consumer.telemetry.tracecontext import parse_traceparent
-from tests.consumer.api.test_server import as_json, job, make_api
+from tests.consumer.api.support import as_json, job, make_api
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

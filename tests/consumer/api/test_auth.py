@@ -24,7 +24,7 @@ from consumer.features.fetcher import FeatureFetcher
 from consumer.features.files import FileFeatureStore
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
-from tests.consumer.api.test_server import as_json, config_for, job
+from tests.consumer.api.support import as_json, config_for, job
 
 TOKEN = "tok-" + "a" * 40
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
-from consumer.api.codec import RankedItems, RankRequest, parse_avro, parse_json, render, to_columns
+from consumer.api.codec import (
+    BOUNDS,
+    RankedItems,
+    RankRequest,
+    check_bounds,
+    parse_avro,
+    parse_json,
+    render,
+    to_columns,
+)
 from consumer.errors import PoisonMessageError
 from schemas.records import ScoringJob
 from schemas.registry import StaticRegistry
@@ -59,9 +69,55 @@ def test_avro_form_keeps_the_job_as_written() -> None:
 
 def test_render_lists_items_best_first() -> None:
     ranked = RankedItems("v3", np.array([9, 4], np.int64), np.array([0.75, 0.5], np.float32), True)
-    body = render(request(1, [4, 9]), ranked, {"queue": 0.12345, "total": 2.0})
+    body = orjson.loads(render(request(1, [4, 9]), ranked, {"queue": 0.12345, "total": 2.0}))
     assert body == {
         "request_id": "r1", "user_id": 101, "model": "m", "model_version": "v3",
         "items": [{"item_id": 9, "score": 0.75}, {"item_id": 4, "score": 0.5}],
         "degraded": True, "timings_ms": {"queue": 0.123, "total": 2.0},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"user_id": 3, "model": "m", "candidates": [4], "context": {"device": "\\ud800"}}',
+        b'{"user_id": 3, "model": "m", "candidates": [4], "context": {"\\udfff": "x"}}',
+        b'{"user_id": 3, "model": "m\\ud800", "candidates": [4]}',
+        b'{"user_id": 3, "model": "m", "candidates": [4], "request_id": "\\ud83d"}',
+        b'{"user_id": 3, "model": "m", "candidates": [4], "context": {"d": "\xed\xa0\x80"}}',
+    ],
+    ids=["context-value", "context-key", "model", "request_id", "utf8-encoded-surrogate"],
+)
+def test_json_refuses_strings_that_are_not_unicode_text(body: bytes) -> None:
+    with pytest.raises(PoisonMessageError, match="malformed JSON") as info:
+        parse_json(body, now_ms=0)
+    assert info.value.kind == "decode"
+
+
+def test_json_accepts_escaped_surrogate_pairs() -> None:
+    body = b'{"user_id": 3, "model": "m", "candidates": [4], "context": {"d": "\\ud83d\\ude00"}}'
+    assert parse_json(body, now_ms=0).context == {"d": "\U0001f600"}
+
+
+def test_json_integers_past_64_bits_are_out_of_range_not_floats() -> None:
+    with pytest.raises(PoisonMessageError, match="user_id is out of range"):
+        parse_json(b'{"user_id": 18446744073709551616, "model": "m", "candidates": [4]}', 0)
+    with pytest.raises(PoisonMessageError, match="candidate id is out of range"):
+        parse_json(b'{"user_id": 1, "model": "m", "candidates": [9223372036854775808]}', 0)
+
+
+def test_generated_request_ids_are_distinct_32_hex_digits() -> None:
+    ids = {parse_json(b'{"user_id": 3, "model": "m", "candidates": [4]}', 0).request_id
+           for _ in range(1_000)}  # fmt: skip
+    assert len(ids) == 1_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_avro_requests_are_held_to_the_same_bounds() -> None:
+    encoder, decoder = JobEncoder(StaticRegistry()), JobDecoder(StaticRegistry())
+    context = {f"k{i}": "v" for i in range(BOUNDS.context_keys + 1)}
+    wide = ScoringJob("a-1", 42, "m", 123, context, np.array([3], np.int64), 7)
+    with pytest.raises(PoisonMessageError, match="context has more than 64 keys"):
+        parse_avro(decoder, encoder.encode(wide))
+    fits = ScoringJob("a-2", 42, "m", 123, dict(list(context.items())[:64]), np.array([3]), 7)
+    assert len(check_bounds(parse_avro(decoder, encoder.encode(fits))).context) == 64

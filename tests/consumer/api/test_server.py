@@ -3,135 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+import threading
+import time
 from typing import Any
 
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from numpy.typing import NDArray
-from prometheus_client import CollectorRegistry
 
 from consumer.api.batcher import SerializedScorer
-from consumer.api.server import TIMEOUT_HEADER, RankingApi
-from consumer.clock import ManualClock
-from consumer.config import ApiConfig, Config, FeatureConfig, LimitsConfig, ModelConfig
-from consumer.devtools.demo_data import DemoData, write_demo_data
-from consumer.errors import FeaturesUnavailableError
-from consumer.features.fetcher import FeatureFetcher
-from consumer.features.files import FileFeatureStore
-from consumer.features.source import BatchFeatures, FeatureSource
-from consumer.metrics import Metrics
-from consumer.models.registry import ModelRegistry
-from consumer.stream.processor import BatchProcessor
-from schemas.records import ScoringJob
+from consumer.api.intake import TIMEOUT_HEADER
+from consumer.devtools.demo_data import DemoData
 from schemas.registry import StaticRegistry
-from schemas.serde import JobDecoder, JobEncoder, RankedListDecoder, RankedListEncoder
+from schemas.serde import JobEncoder
 from scoring.batch import RankedBatch, ScoringBatch
 from scoring.features import ItemTable, UserFeatures
 from scoring.model import LRModel
-from tests.consumer.reference_support import demo_model, reference_probs
-
-NOW_MS = 1_800_000_000_000
-AVRO = "application/vnd.kafka.avro.v2+binary"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> DemoData:
-    root: Path = tmp_path_factory.mktemp("api")
-    return write_demo_data(root, n_items=500, n_users=50, seed=5, hash_bits=14)
-
-
-def config_for(data: DemoData, max_wait_ms: int = 5, max_batch_jobs: int = 64) -> Config:
-    return Config(
-        models=ModelConfig(directory=str(data.models_dir)),
-        features=FeatureConfig(users_file=str(data.users_file), items_file=str(data.items_file)),
-        limits=LimitsConfig(max_candidates=100, max_top_k=20),
-        api=ApiConfig(max_wait_ms=max_wait_ms, max_batch_jobs=max_batch_jobs),
-    )
-
-
-def store(data: DemoData) -> FileFeatureStore:
-    return FileFeatureStore.from_files(data.users_file, data.items_file)
-
-
-class CountingScorer(SerializedScorer):
-    """Counts kernel calls: one per model per micro-batch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[int] = []  # jobs per call
-
-    def rank(
-        self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
-    ) -> RankedBatch:
-        self.calls.append(batch.user_ids.size)
-        return super().rank(model, batch, users, items)
-
-
-def make_api(
-    data: DemoData,
-    source: FeatureSource | None = None,
-    scorer: CountingScorer | None = None,
-    max_wait_ms: int = 5,
-    timeout_ms: int = 2_000,
-    max_batch_jobs: int = 64,
-) -> RankingApi:
-    config = config_for(data, max_wait_ms, max_batch_jobs)
-    models = ModelRegistry.from_directory(data.models_dir)
-    metrics = Metrics(CollectorRegistry())
-    clock = ManualClock(now_ms=NOW_MS)
-    fetcher = FeatureFetcher(source or store(data))
-    return RankingApi.create(config, models, fetcher, metrics, clock, scorer, timeout_ms)
-
-
-@pytest.fixture
-async def client(data: DemoData) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(make_api(data).build_app(ops=True))) as c:
-        yield c
-
-
-def job(data: DemoData, i: int, n: int = 30, top_k: int = 5, model: str = "demo-lr") -> ScoringJob:
-    return ScoringJob(
-        request_id=f"req-{i}", user_id=int(data.user_ids[i % data.user_ids.size]), model=model,
-        created_at_ms=NOW_MS, context={"device": "ios", "hour": str(i % 24)},
-        candidates=data.item_ids[i * 7 : i * 7 + n], top_k=top_k,
-    )  # fmt: skip
-
-
-def as_json(j: ScoringJob) -> dict[str, Any]:
-    return {"request_id": j.request_id, "user_id": j.user_id, "model": j.model,
-            "context": j.context, "candidates": np.asarray(j.candidates).tolist(),
-            "top_k": j.top_k}  # fmt: skip
-
-
-def stream_rankings(data: DemoData, jobs: Sequence[ScoringJob]) -> dict[str, tuple[list[int], Any]]:
-    """What the Kafka path publishes for `jobs`: request id -> (item ids, scores)."""
-    s = store(data)
-
-    processor = BatchProcessor(
-        JobDecoder(StaticRegistry()), RankedListEncoder(StaticRegistry()),
-        ModelRegistry.from_directory(data.models_dir), SerializedScorer(), FeatureFetcher(s),
-        ManualClock(now_ms=NOW_MS), LimitsConfig(max_candidates=100, max_top_k=20),
-    )  # fmt: skip
-    encoder, decoder = JobEncoder(StaticRegistry()), RankedListDecoder(StaticRegistry())
-    outcome = processor.process([encoder.encode(j) for j in jobs])
-    assert outcome.rejected == []
-    ranked = [decoder.decode(o.value) for o in outcome.outputs]
-    return {r.request_id: (r.item_ids.tolist(), r.scores) for r in ranked}
-
-
-def reference_top(data: DemoData, j: ScoringJob) -> tuple[list[int], list[float]]:
-    """The per-candidate reference implementation's top-k for `j`."""
-    probs = reference_probs(data, demo_model(data), j)
-    order = np.argsort(-probs, kind="stable")[: j.top_k]
-    return np.asarray(j.candidates)[order].tolist(), probs[order].tolist()
-
-
-def check_same(body: dict[str, Any], expected: tuple[list[int], Any]) -> None:
-    assert [it["item_id"] for it in body["items"]] == expected[0]
-    np.testing.assert_allclose([it["score"] for it in body["items"]], expected[1], atol=1e-6)
+from tests.consumer.api.support import (
+    AVRO,
+    CountingScorer,
+    DownSource,
+    GatedSource,
+    as_json,
+    check_same,
+    job,
+    make_api,
+    reference_top,
+    store,
+    stream_rankings,
+)
 
 
 async def test_json_and_avro_rank_like_the_stream_path(
@@ -235,6 +135,14 @@ BAD_REQUESTS: list[tuple[dict[str, Any] | bytes, str]] = [
     ({"user_id": 1, "model": "demo-lr", "candidates": [2**63]}, "candidate id is out of range"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [1], "context": {"a": 1}}, "context must"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [1], "top_k": "5"}, "top_k must be"),
+    (
+        {"user_id": 1, "model": "demo-lr", "candidates": [1], "top_k": None},
+        "top_k must be an integer, not null (leave it out for the default)",
+    ),
+    (
+        {"user_id": None, "model": "demo-lr", "candidates": [1]},
+        "user_id must be an integer, not null",
+    ),
     ({"user_id": 1, "model": "demo-lr", "candidates": []}, "empty candidate list"),
     ({"user_id": 1, "model": "demo-lr", "candidates": [4, -3]}, "negative candidate id"),
     ({"user_id": -1, "model": "demo-lr", "candidates": [4]}, "negative user_id"),
@@ -284,18 +192,6 @@ async def test_unknown_model_is_404_and_wrong_media_type_415(
     assert (await text.json())["error"] == "unsupported_media_type"
 
 
-class DownSource:
-    """A feature store that is down, under the `pause` policy."""
-
-    async def fetch(
-        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
-    ) -> BatchFeatures:
-        raise FeaturesUnavailableError("circuit breaker open")
-
-    async def close(self) -> None:
-        return None
-
-
 async def test_features_unavailable_is_503_with_retry_after(data: DemoData) -> None:
     api = make_api(data, source=DownSource())
     async with TestClient(TestServer(api.build_app())) as client:
@@ -303,28 +199,11 @@ async def test_features_unavailable_is_503_with_retry_after(data: DemoData) -> N
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "10"  # features.breaker_reset_s
         body = await resp.json()
-        assert (body["error"], body["reason"]) == ("features_unavailable", "circuit breaker open")
-
-
-class GatedSource:
-    """Fetches for `blocked` users wait until the test opens the gate."""
-
-    def __init__(self, inner: FileFeatureStore, blocked: int) -> None:
-        self.inner = inner
-        self.blocked = blocked
-        self.gate = asyncio.Event()
-        self.entered = asyncio.Event()
-
-    async def fetch(
-        self, user_ids: NDArray[np.int64], item_ids: NDArray[np.int64]
-    ) -> BatchFeatures:
-        if np.any(user_ids == self.blocked):
-            self.entered.set()
-            await self.gate.wait()
-        return await self.inner.fetch(user_ids, item_ids)
-
-    async def close(self) -> None:
-        return None
+        assert body == {
+            "request_id": "req-2",
+            "error": "features_unavailable",
+            "reason": "the feature store is unavailable",
+        }  # the detail stays in the log
 
 
 async def test_deadline_answers_504_without_waiting_for_the_batch(data: DemoData) -> None:
@@ -377,3 +256,34 @@ async def test_metrics_health_and_readiness_on_the_api_port(
     ready = await client.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["models_loaded"] is True
+
+
+class SlowScorer(SerializedScorer):
+    """A kernel call that takes `seconds` (on whichever thread makes it)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.threads: set[str] = set()
+
+    def rank(
+        self, model: LRModel, batch: ScoringBatch, users: UserFeatures, items: ItemTable
+    ) -> RankedBatch:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return super().rank(model, batch, users, items)
+
+
+async def test_with_in_memory_features_a_late_ranking_is_still_a_504(data: DemoData) -> None:
+    scorer = SlowScorer(0.3)
+    api = make_api(data, scorer=scorer)
+    async with TestClient(TestServer(api.build_app())) as client:
+        late = await client.post("/v1/rank", json=as_json(job(data, 1)),
+                                 headers={TIMEOUT_HEADER: "100"})  # fmt: skip
+        late_body = await late.json()
+        scorer.seconds = 0.0
+        on_time = await client.post("/v1/rank", json=as_json(job(data, 2)))
+    assert late.status == 504
+    assert late_body["error"] == "deadline"
+    assert on_time.status == 200
+    assert scorer.threads == {threading.current_thread().name}  # scored on the event loop
