@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 LOG_INTERVAL_S = 30.0
 STATS_INTERVAL_MS = 2_000  # librdkafka statistics: how soon a recovered cluster is seen
+_SECURITY = frozenset({"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"})
 LOST_CODES = frozenset(
     {"_ALL_BROKERS_DOWN", "_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"}
 )  # fmt: skip
@@ -63,7 +64,11 @@ class ClientFacts:
     def error(self, code: str, text: str) -> None:
         """``error_cb``: librdkafka reported an error (code name, message)."""
         self._errors.append(code)
-        self._last_error = f"{code}: {text}"
+        # An authentication failure's text is logged once by the security health record
+        # (consumer.stream.kafka_health); here it is named, not repeated.
+        self._last_error = (
+            f"{code}: authentication failed" if code in _SECURITY else f"{code}: {text}"
+        )
         if code in LOST_CODES:
             self._reachable = False
             self._reason = self._last_error
