@@ -24,7 +24,7 @@ from consumer.config import load_config, read_config_file
 from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from consumer.devtools.train import add_train_parser
 from consumer.errors import ConfigError, StreamScorerError
-from consumer.features.files import read_entity_csv
+from consumer.features.snapshot import load_entity_file
 
 log = logging.getLogger("consumer.cli")
 
@@ -63,12 +63,12 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     rng = np.random.default_rng(args.seed)
     users = (
-        read_entity_csv(Path(args.users_file)).ids
+        load_entity_file(Path(args.users_file)).ids
         if args.users_file
         else np.arange(1, 100_001, dtype=np.int64)
     )
     items = (
-        read_entity_csv(Path(args.items_file)).ids
+        load_entity_file(Path(args.items_file)).ids
         if args.items_file
         else np.arange(1, 200_001, dtype=np.int64)
     )

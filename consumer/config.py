@@ -98,6 +98,8 @@ class FeatureConfig:
     unavailable_policy: str = "defaults"  # "defaults" (degraded lists) or "pause"
     breaker_failures: int = 5  # consecutive failed batches that open the circuit breaker
     breaker_reset_s: int = 10  # open -> half-open after this long
+    snapshot_format: str = "auto"  # files: "auto" (by suffix: .parquet/.pq), "csv" or "parquet"
+    snapshot_reload_interval_s: int = 5  # files: how often changed snapshots are reloaded; 0: never
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
@@ -250,12 +252,14 @@ _AT_LEAST: dict[str, int] = {
     "delivery.shutdown_timeout_s": 1,
     "models.reload_interval_s": 0,
     "api.max_batch_jobs": 1,
+    "features.snapshot_reload_interval_s": 0,
 }
 _ONE_OF: dict[str, tuple[str, ...]] = {
     "features.source": ("files", "http"),
     "features.unavailable_policy": ("defaults", "pause"),
     "delivery.mode": ("at_least_once", "exactly_once"),
     "delivery.deadline_policy": ("score", "defaults", "dead_letter"),
+    "features.snapshot_format": ("auto", "csv", "parquet"),
 }
 _NOT_EMPTY = ("kafka.input_topic", "kafka.output_topic", "kafka.group_id")
 _PORTS = ("server.port", "api.port")

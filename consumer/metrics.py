@@ -25,6 +25,7 @@ class Metrics:
         self._define_delivery(ns, registry)
         self._define_features(ns, registry)
         self._define_api(ns, registry)
+        self._define_snapshots(ns, registry)
 
     def _define_stream(self, ns: str, registry: CollectorRegistry) -> None:
         """The Kafka loop: throughput, stages, latency, lag, models served."""
@@ -229,6 +230,44 @@ class Metrics:
             "api_predictions",
             "Candidates scored by the ranking API, by model.",
             ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+
+    def _define_snapshots(self, ns: str, registry: CollectorRegistry) -> None:
+        """Feature snapshots (consumer/features/snapshot_watch.py) and the kernel's CPU share."""
+        self.feature_snapshot_loads = Counter(
+            "feature_snapshot_loads",
+            "Feature snapshot reloads by entity (user|item) and result (success|failure).",
+            ["entity", "result"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_snapshot_rows = Gauge(
+            "feature_snapshot_rows",
+            "Rows of the feature snapshot serving, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_snapshot_load_seconds = Histogram(
+            "feature_snapshot_load_seconds",
+            "Time to load, validate and prepare a reloaded feature snapshot, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        )
+        self.feature_snapshot_timestamp = Gauge(
+            "feature_snapshot_timestamp_seconds",
+            "Modification time (epoch s) of the feature snapshot file serving, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.kernel_cpu_seconds = Counter(
+            "kernel_cpu_seconds",
+            "CPU seconds the scoring thread spent in the kernel (Scorer.rank), shadows included.",
             namespace=ns,
             registry=registry,
         )

@@ -13,8 +13,9 @@ import socket
 from consumer.clock import Clock
 from consumer.config import Config
 from consumer.features.fetcher import BatchFetcher
-from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
+from consumer.features.prepared import PreparedScorer, warm
+from consumer.features.snapshot import SnapshotStore
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
@@ -82,7 +83,17 @@ def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> Feat
     f = config.features
     if f.source == "http":
         return HttpFeatureSource.from_config(f, metrics, clock, config.path)
-    return FileFeatureStore.from_files(
+    return SnapshotStore.open(
         config.path(f.users_file) if f.users_file else None,
         config.path(f.items_file) if f.items_file else None,
+        f.snapshot_format,
     )
+
+
+def build_scorer(models: ModelRegistry, features: FeatureSource) -> PreparedScorer:
+    """The stream path's kernel, its per-item state of the embedded item snapshot already built
+    for every served model (before the fork with ``--workers N``, so the workers share it)."""
+    scorer = PreparedScorer()
+    if isinstance(features, SnapshotStore) and len(features.items):
+        warm(scorer, models.all(), features.items)
+    return scorer

@@ -1,10 +1,12 @@
 """`stream-scorer run --workers N`: N scorer processes in one consumer group.
 
-The parent loads the models and the embedded feature tables once, then forks the workers before
-any thread or Kafka client exists, so the read-only numpy arrays (weights, feature tables) are
-shared copy-on-write instead of copied N times; each worker then builds its own Kafka clients,
-event-loop thread and kernel caches. SIGTERM/SIGINT to the parent is forwarded to every worker;
-the parent exits with the first non-zero worker exit code, or 0.
+The parent loads the models and the embedded feature tables once and builds the kernel's per-item
+state of the item snapshot for every model, then forks the workers before any thread or Kafka
+client exists, so the read-only numpy arrays (weights, feature tables, per-item state) are shared
+copy-on-write instead of copied N times; each worker then builds its own Kafka clients, event-loop
+thread and scratch buffers. A snapshot reloaded later is loaded by each worker itself (its copy is
+that worker's own memory until the next restart). SIGTERM/SIGINT to the parent is forwarded to
+every worker; the parent exits with the first non-zero worker exit code, or 0.
 
 Scaling beyond one machine is more workers in the same group: a partition is consumed by one
 worker at a time, so the input topic's partition count bounds the useful number of workers.
@@ -26,11 +28,12 @@ from prometheus_client import CollectorRegistry
 from consumer.clock import SystemClock
 from consumer.config import Config
 from consumer.errors import StreamScorerError
+from consumer.features.prepared import PreparedScorer
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.service import Service
-from consumer.wiring import build_feature_source, load_models
+from consumer.wiring import build_feature_source, build_scorer, load_models
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ def worker_config(config: Config, index: int) -> Config:
 
 def run_worker(
     config: Config, index: int, models: ModelRegistry | None = None,
-    features: FeatureSource | None = None,
+    features: FeatureSource | None = None, scorer: PreparedScorer | None = None,
 ) -> int:  # fmt: skip
     """Run one scorer on this thread until SIGTERM/SIGINT; returns the exit code."""
     stop = threading.Event()
@@ -72,7 +75,7 @@ def run_worker(
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    service = Service(config, worker_index=index, models=models, features=features)
+    service = Service(config, worker_index=index, models=models, features=features, scorer=scorer)
     freeze_startup_heap()
     if config.server.enabled:
         service.start_http()
@@ -85,9 +88,12 @@ def _hard_exit(index: int, bound: float) -> None:
     os._exit(70)
 
 
-def _child(config: Config, index: int, models: ModelRegistry, features: FeatureSource) -> None:
+def _child(
+    config: Config, index: int, models: ModelRegistry, features: FeatureSource,
+    scorer: PreparedScorer,
+) -> None:  # fmt: skip
     try:
-        code = run_worker(worker_config(config, index), index, models, features)
+        code = run_worker(worker_config(config, index), index, models, features, scorer)
     except StreamScorerError as exc:
         log.critical("worker %d failed: %s: %s", index, type(exc).__name__, exc)
         code = 1
@@ -95,13 +101,15 @@ def _child(config: Config, index: int, models: ModelRegistry, features: FeatureS
 
 
 def run_workers(config: Config, workers: int) -> int:
-    """Fork `workers` scorers sharing the preloaded models and features; wait for all."""
+    """Fork `workers` scorers sharing the preloaded models, features and the kernel's per-item
+    state of the item snapshot; wait for all."""
     models = load_models(config)
     features = build_feature_source(config, Metrics(CollectorRegistry()), SystemClock())
+    scorer = build_scorer(models, features)
     freeze_startup_heap()
     ctx = multiprocessing.get_context("fork")
     procs = [
-        ctx.Process(target=_child, args=(config, i, models, features), name=f"scorer-{i}")
+        ctx.Process(target=_child, args=(config, i, models, features, scorer), name=f"scorer-{i}")
         for i in range(workers)
     ]
     for proc in procs:

@@ -208,6 +208,7 @@ class ScoringLoop(Generic[P]):
         for rej in outcome.rejected:
             m.errors.labels(rej.kind).inc()
         m.degraded_jobs.inc(outcome.degraded)
+        m.kernel_cpu_seconds.inc(outcome.kernel_cpu_s)
         m.late_jobs.inc(outcome.late)
         for (model, shadow), overlaps in outcome.shadow_overlap.items():
             child = m.shadow_overlap.labels(model, shadow)

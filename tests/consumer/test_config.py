@@ -70,6 +70,12 @@ def test_secrets_are_masked_in_repr() -> None:
         ({}, "[kafka\n", "invalid TOML"),
         ({}, '[features]\nsource = "redis"\n', "features.source"),
         ({}, "[server]\nenabled = 3\n", "expected a boolean"),
+        ({}, '[features]\nsnapshot_format = "orc"\n', "features.snapshot_format"),
+        (
+            {"STREAM_SCORER__FEATURES__SNAPSHOT_RELOAD_INTERVAL_S": "-1"},
+            "",
+            "features.snapshot_reload_interval_s",
+        ),
     ],
 )
 def test_invalid_configuration_is_a_config_error(
@@ -77,3 +83,14 @@ def test_invalid_configuration_is_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(env, text)
+
+
+def test_snapshot_keys_default_and_override() -> None:
+    config = load_config({})
+    assert (config.features.snapshot_format, config.features.snapshot_reload_interval_s) == (
+        "auto", 5,
+    )  # fmt: skip
+    env = {"STREAM_SCORER__FEATURES__SNAPSHOT_RELOAD_INTERVAL_S": "0"}
+    config = load_config(env, '[features]\nsnapshot_format = "parquet"\n')
+    assert config.features.snapshot_format == "parquet"
+    assert config.features.snapshot_reload_interval_s == 0

@@ -64,6 +64,11 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_request_seconds": MetricSpec("histogram", ("path",)),
     "stream_scorer_api_batch_size_jobs": MetricSpec("histogram"),
     "stream_scorer_api_predictions": MetricSpec("counter", ("model",)),
+    "stream_scorer_feature_snapshot_loads": MetricSpec("counter", ("entity", "result")),
+    "stream_scorer_feature_snapshot_rows": MetricSpec("gauge", ("entity",)),
+    "stream_scorer_feature_snapshot_load_seconds": MetricSpec("histogram", ("entity",)),
+    "stream_scorer_feature_snapshot_timestamp_seconds": MetricSpec("gauge", ("entity",)),
+    "stream_scorer_kernel_cpu_seconds": MetricSpec("counter"),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
