@@ -29,6 +29,10 @@ from confluent_kafka import (
     Producer,
 )
 from confluent_kafka.admin import AdminClient
+
+# the package re-exports these without declaring them: import them where they are defined
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from numpy.typing import NDArray
 
 from bench.e2e_procs import Child
@@ -66,8 +70,9 @@ class Backlog:
 
 
 def prefill(
-    bootstrap: str, topic: str, ids: tuple[NDArray[np.int64], NDArray[np.int64]], n_jobs: int
-) -> Backlog:
+    bootstrap: str, topic: str, ids: tuple[NDArray[np.int64], NDArray[np.int64]], n_jobs: int,
+    shape: JobShape | None = None,
+) -> Backlog:  # fmt: skip
     """Produce ``n_jobs`` realistic jobs as fast as the producer takes them."""
     producer = Producer(
         {
@@ -92,7 +97,7 @@ def prefill(
 
     clock, encoder = SystemClock(), JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS)
     rng = np.random.default_rng(2024)
-    for job in generate_jobs(rng, ids[0], ids[1], n_jobs, JobShape(), clock):
+    for job in generate_jobs(rng, ids[0], ids[1], n_jobs, shape or JobShape(), clock):
         value, key = encoder.encode(job), str(job.user_id).encode()
         produce_waiting(producer, topic, value, key, report(len(job.candidates)))
         producer.poll(0)
@@ -171,6 +176,16 @@ class GroupWatch:
                 return now, committed, series
         raise AssertionError("unreachable")
 
+    def log_append_time(self, topic: str) -> None:
+        """Make the broker stamp every record of ``topic`` when it appends it (LogAppendTime):
+        a consumer then reads when the record reached the broker."""
+        entry = ConfigEntry(
+            "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+        )
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+        for future in self._admin.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+
     def delete_topics(self, topics: Sequence[str]) -> None:
         for future in self._admin.delete_topics(list(topics), operation_timeout=30).values():
             with contextlib.suppress(KafkaException):  # best effort
@@ -189,10 +204,14 @@ def _ticks(child: Child, timeout_s: float, what: str) -> Iterator[None]:
 
 class TopicReader:
     """Consumes ``topic`` from the start on a thread, keeping per record its arrival (epoch ms),
-    its producer time stamp (CreateTime: when the writer called produce) and, if asked, its value.
+    its time stamp (CreateTime: when the writer called produce; LogAppendTime: when the broker
+    appended it) and, if asked, its value, or what ``reduce`` keeps of it (say, one field).
     """
 
-    def __init__(self, bootstrap: str, topic: str, group: str, keep_values: bool) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, keep_values: bool,
+        reduce: Callable[[bytes], bytes] | None = None,
+    ) -> None:  # fmt: skip
         self._conf = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
@@ -200,7 +219,7 @@ class TopicReader:
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,
         }
-        self._topic, self._keep = topic, keep_values
+        self._topic, self._keep, self._reduce = topic, keep_values, reduce
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -221,7 +240,7 @@ class TopicReader:
                 arrived = time.time() * 1000.0
                 batch = [first, *consumer.consume(1000, 0)]
                 good = [
-                    (arrived, m.timestamp()[1], (m.value() or b"") if self._keep else b"")
+                    (arrived, m.timestamp()[1], self._value(m) if self._keep else b"")
                     for m in batch
                     if m.error() is None
                 ]
@@ -229,6 +248,10 @@ class TopicReader:
                     self._records.extend(good)
         finally:
             consumer.close()
+
+    def _value(self, message: Message) -> bytes:
+        value = message.value() or b""
+        return self._reduce(value) if self._reduce is not None else value
 
     def wait_ready(self, timeout_s: float) -> None:
         if not self._ready.wait(timeout_s):
