@@ -6,6 +6,10 @@ No metric is registered at import time: tests and multiple scorers in one proces
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -13,6 +17,29 @@ _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 STAGES = ("poll", "decode", "features", "score", "encode", "produce", "commit")
+
+
+def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
+    """``histogram.observe(v)`` for every value, with one increment per bucket hit.
+
+    A 512-job batch observed its latencies one call at a time (~3% of the loop's CPU). This reads
+    the unlabelled histogram's bucket bounds (prometheus_client keeps them on the child) and falls
+    back to one ``observe`` per value if that layout is not there.
+    """
+    bounds: Any = getattr(histogram, "_upper_bounds", None)
+    buckets: Any = getattr(histogram, "_buckets", None)
+    total: Any = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    if values.size == 0:
+        return
+    hit = np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left")
+    counts = np.bincount(hit, minlength=len(bounds) + 1)[: len(bounds)]  # NaN lands nowhere
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(values.sum()))
 
 
 class Metrics:

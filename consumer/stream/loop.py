@@ -21,7 +21,7 @@ from typing import Generic, cast
 from consumer.clock import Clock
 from consumer.config import Config
 from consumer.errors import FeaturesUnavailableError, TransactionAbortedError, TransportError
-from consumer.metrics import Metrics
+from consumer.metrics import Metrics, observe_many
 from consumer.stream.dead_letter import dead_letter
 from consumer.stream.delivery import AtLeastOnce, ExactlyOnce, batch_starts
 from consumer.stream.outcome import BatchOutcome
@@ -214,8 +214,7 @@ class ScoringLoop(Generic[P]):
             child = m.shadow_overlap.labels(model, shadow)
             for share in overlaps:
                 child.observe(share)
-        for latency_ms in outcome.e2e_ms.tolist():
-            m.e2e_latency.observe(latency_ms / 1000)
+        observe_many(m.e2e_latency, outcome.e2e_ms / 1000.0)
 
     def _retry_later(self, batch: list[InMessage], exc: TransportError) -> None:
         """Rewind the batch, pause consumption for a backoff, keep polling to stay in the group."""
