@@ -136,7 +136,7 @@ class ItemTable:
             order = None
             sorted_ids = raw_ids
         else:
-            order = np.argsort(raw_ids, kind="stable")
+            order = np.argsort(raw_ids)  # ids must be unique: stability cannot matter
             sorted_ids = raw_ids[order]
             if not bool(np.all(sorted_ids[1:] != sorted_ids[:-1])):
                 dupes = np.unique(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]])

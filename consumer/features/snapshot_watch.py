@@ -29,8 +29,9 @@ from consumer.features.snapshot import (
     ITEMS,
     SnapshotFile,
     SnapshotStore,
+    Stamp,
     check_compatible,
-    load_entity_file,
+    load_snapshot,
     stamp_of,
 )
 from consumer.metrics import Metrics
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 SUCCESS: Final = "success"
 FAILURE: Final = "failure"
 
-Loader = Callable[[Path, str], ItemTable]  # (path, format) -> table; raises on any problem
+# (path, format, stamp) -> table; raises on any problem
+Loader = Callable[[Path, str, Stamp | None], ItemTable]
 Prepare = Callable[[ItemTable], object]
 
 
@@ -68,7 +70,7 @@ class SnapshotWatcher:
         clock: Clock,
         interval_s: float,
         prepare: Prepare | None = None,
-        loader: Loader = load_entity_file,
+        loader: Loader = load_snapshot,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -124,7 +126,7 @@ class SnapshotWatcher:
             return None
         started = self._clock.monotonic()
         try:
-            table = self._loader(file.path, file.fmt)
+            table = self._loader(file.path, file.fmt, stamp)
             check_compatible(entity, table, self._store.table(entity))
             if entity == ITEMS and self._prepare is not None:
                 self._prepare(table)

@@ -23,6 +23,8 @@ from consumer.features.snapshot import (
     check_compatible,
     file_format,
     load_entity_file,
+    stamp_of,
+    stamp_token,
 )
 from consumer.features.snapshot_watch import SnapshotWatcher, publish_loaded
 from consumer.metrics import Metrics
@@ -195,3 +197,16 @@ def test_state_prepared_for_other_weights_is_not_adopted() -> None:
     rebuilt = random_model("m", "1", spec, hash_bits=10, seed=2)  # same name and version
     scorer.item_state(rebuilt, items)
     assert scorer.items.misses == 1  # built for the weights actually served
+
+
+def test_snapshot_tokens_follow_the_file_version(
+    setup: tuple[Path, SnapshotStore, Metrics],
+) -> None:
+    path, store, metrics = setup
+    first = store.items.token
+    stamp = stamp_of(path)
+    assert stamp is not None
+    assert first == stamp_token(path, stamp)  # no digest of a million rows at start-up
+    write_items(path, ["a", "b", "c"], mtime_s=6_000)  # same content, new version
+    SnapshotWatcher(store, metrics, ManualClock(), 5).check_once()
+    assert store.items.token not in (first, 0)
