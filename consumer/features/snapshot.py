@@ -157,6 +157,7 @@ class SnapshotStore(FileFeatureStore):
         with self._lock:
             users, items = self._pair
             self._pair = (table, items) if entity == USERS else (users, table)
+            self._users, self._items = self._pair  # the base class's references: no stale copy
             known = self._files.get(entity)
             if known is not None:
                 self._files[entity] = SnapshotFile(known.path, known.fmt, stamp)

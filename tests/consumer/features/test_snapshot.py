@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.clock import ManualClock
 from consumer.errors import ConfigError
-from consumer.features.files import gather_users, write_entity_csv
+from consumer.features.files import FileFeatureStore, gather_users, write_entity_csv
 from consumer.features.parquet import write_entity_parquet
 from consumer.features.prepared import PreparedScorer, warm
 from consumer.features.snapshot import (
@@ -94,6 +94,7 @@ def test_changed_file_is_loaded_prepared_and_swapped(
     assert store.items is not old
     assert store.items.token != old.token
     assert prepared == [store.items]  # prepared before it was swapped in
+    assert FileFeatureStore.items.fget(store) is store.items  # type: ignore[attr-defined]
     assert sample(metrics, "feature_snapshot_loads_total", {"entity": ITEMS, "result": "success"})
     assert sample(metrics, "feature_snapshot_timestamp_seconds", {"entity": ITEMS}) == 2_000
     assert sample(metrics, "feature_snapshot_load_seconds_count", {"entity": ITEMS}) == 1
