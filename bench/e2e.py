@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.e2e_kafka import Backlog, GroupWatch, prefill
+from bench.e2e_kafka import Backlog, GroupWatch, join_once, prefill
 from bench.e2e_latency import LatencyPlan, run_levels
 from bench.e2e_plot import plot
 from bench.e2e_procs import (
@@ -135,6 +135,7 @@ class Bench:
         self.backlog: Backlog = prefill(
             bootstrap, self.topics["jobs"], ids, options.backlog_jobs, data.shape
         )
+        join_once(bootstrap, self.topics["jobs"], f"{self.group_prefix}-warmup")
 
     def scorer_env(
         self, group: str, extra: Mapping[str, str], latency: bool = False, metrics_port: int = 0

@@ -116,6 +116,21 @@ def _by_partition(acks: Sequence[tuple[int, int, int]]) -> dict[int, NDArray[np.
     return out
 
 
+def join_once(bootstrap: str, topic: str, group: str, timeout_s: float = 60.0) -> None:
+    """Join ``group`` on ``topic`` once and leave: a fresh broker creates its group coordinator
+    (``__consumer_offsets``) on the first join, which would otherwise fall in the first
+    measured consumer's start-up."""
+    assigned = threading.Event()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    consumer.subscribe([topic], on_assign=lambda _c, _p: assigned.set())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not assigned.is_set() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+    finally:
+        consumer.close()
+
+
 class GroupWatch:
     """Group state seen from the benchmark, through one long-lived AdminClient."""
 
