@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup coverage system-deps demo test unit lint typecheck check bench bench-kernel bench-serde broker-jars clean
+.PHONY: setup coverage system-deps demo test unit lint typecheck check bench bench-kernel bench-serde broker-jars profile clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
@@ -61,6 +61,11 @@ bench-kernel: $(STAMP)
 
 bench-serde: $(STAMP)
 	$(BIN)/python -m bench.serde
+
+# A flame graph of the scorer draining a backlog on a local broker (py-spy, from the dev extra):
+# prints the SVG's path under .cache/profiles/. PROFILE_ARGS="--workload heavy --native" etc.
+profile: $(STAMP) broker-jars
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

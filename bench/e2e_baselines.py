@@ -2,17 +2,25 @@
 
     python -m bench.e2e_baselines passthrough --bootstrap B --topic T --out O --group G
     python -m bench.e2e_baselines naive --bootstrap B --topic T --out O --group G --data D --jobs N
+    python -m bench.e2e_baselines per_job_numpy --bootstrap B --topic T --out O --group G \
+        --data D --jobs N [--mode direct|cached]
     python -m bench.e2e_baselines generate --bootstrap B --topic T --data D --rate R --jobs N
+
+Every command takes ``--workload standard|heavy`` (default standard): which model, snapshot files
+and job shape under ``--data`` (bench/workloads.py).
 
 - ``passthrough`` re-produces every record's key and bytes untouched, with the scorer's consumer
   and producer settings: the jobs/s that Kafka I/O alone allows on this machine.
 - ``naive`` decodes each record with fastavro, scores each candidate in Python
   (``scoring.reference``, the same model and features), sorts, encodes with fastavro; it stops
   consuming after ``--jobs`` records.
+- ``per_job_numpy`` decodes each record with fastavro, scores its candidates with numpy one job at
+  a time, takes the top k with ``argpartition``, encodes with fastavro (bench/e2e_per_job.py):
+  how a Quix Streams or Bytewax app would be written;
 - ``generate`` produces jobs open loop at ``--rate`` jobs/s, each stamped ``created_at`` when
   sent, then prints one JSON line (jobs sent, their candidates).
 
-Both consumers commit an offset only once the outputs of every record before it are
+The consumers commit an offset only once the outputs of every record before it are
 acknowledged, as the scorer does, so the benchmark times all three by their committed offsets.
 They run until SIGTERM.
 """
@@ -34,10 +42,12 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from bench.e2e_per_job import PerJobScorer
+from bench.workloads import workload_files
 from consumer.clock import SystemClock
-from consumer.devtools.demo_data import MODEL
-from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
-from consumer.features.files import gather_users, read_entity_csv
+from consumer.devtools.generator import POOL_LISTS, generate_jobs, produce_jobs
+from consumer.features.files import gather_users
+from consumer.features.snapshot import load_entity_file
 from consumer.stream.kafka import produce_waiting
 from schemas.fallback import read_record, write_record
 from schemas.framing import frame_header
@@ -146,10 +156,11 @@ def passthrough(args: argparse.Namespace, stop: threading.Event) -> None:
 class NaiveScorer:
     """fastavro per record, a Python loop per candidate, fastavro again for the output."""
 
-    def __init__(self, data: Path) -> None:
-        self.model: LRModel = load_model(data / "models" / MODEL)
-        self.users = read_entity_csv(data / "features" / "users.csv")
-        self.items: ItemTable = read_entity_csv(data / "features" / "items.csv")
+    def __init__(self, data: Path, workload: str = "standard") -> None:
+        files = workload_files(workload, data)
+        self.model: LRModel = load_model(data / "models" / files.model)
+        self.users = load_entity_file(files.users)
+        self.items: ItemTable = load_entity_file(files.items)
         self.job_schema = bundled("ScoringJob")
         self.ranked_schema = bundled("RankedList")
         self.header = frame_header(2)
@@ -190,7 +201,7 @@ class NaiveScorer:
 
 
 def naive(args: argparse.Namespace, stop: threading.Event) -> None:
-    scorer = NaiveScorer(Path(args.data))
+    scorer = NaiveScorer(Path(args.data), args.workload)
     relay, done = Relay(args), 0
     while not stop.is_set():
         messages = relay.poll(min(64, args.jobs - done)) if done < args.jobs else []
@@ -200,6 +211,23 @@ def naive(args: argparse.Namespace, stop: threading.Event) -> None:
             outputs = scorer.score([m.value() or b"" for m in messages])
             for m, value in zip(messages, outputs, strict=True):
                 relay.send(m.key(), value, batch)
+            done += len(messages)
+        elif done >= args.jobs:
+            time.sleep(0.05)
+        relay.commit_finished()
+    relay.close()
+
+
+def per_job_numpy(args: argparse.Namespace, stop: threading.Event) -> None:
+    scorer = PerJobScorer(Path(args.data), args.workload, args.mode)
+    relay, done = Relay(args), 0
+    while not stop.is_set():
+        messages = relay.poll(min(CONSUME_MAX, args.jobs - done)) if done < args.jobs else []
+        if messages:
+            batch = _Batch(messages)
+            relay.pending.append(batch)
+            for m in messages:  # one job at a time: decode, score, rank, encode, produce
+                relay.send(m.key(), scorer.score(m.value() or b""), batch)
             done += len(messages)
         elif done >= args.jobs:
             time.sleep(0.05)
@@ -220,7 +248,8 @@ def generate(args: argparse.Namespace, _stop: threading.Event) -> None:
             yield job
 
     producer = Producer(producer_conf(args.bootstrap, args.linger_ms))
-    drawn = generate_jobs(rng, ids[0], ids[1], args.jobs, JobShape(), clock)
+    shape = workload_files(args.workload, data).shape
+    drawn = generate_jobs(rng, ids[0], ids[1], args.jobs, shape, clock)
     # The first job draws the pool of candidate lists (~0.5 s): before the pacing clock starts,
     # or the level would open with a burst of overdue jobs.
     jobs = counted(itertools.chain([next(drawn)], drawn))
@@ -233,6 +262,7 @@ def generate(args: argparse.Namespace, _stop: threading.Event) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace, threading.Event], None]] = {
     "passthrough": passthrough,
     "naive": naive,
+    "per_job_numpy": per_job_numpy,
     "generate": generate,
 }
 
@@ -249,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--linger-ms", type=int, default=5)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workload", default="standard", choices=("standard", "heavy"))
+    parser.add_argument("--mode", default="direct", choices=("direct", "cached"))
     args = parser.parse_args(argv)
     stop = threading.Event()
 

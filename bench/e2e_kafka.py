@@ -29,6 +29,10 @@ from confluent_kafka import (
     Producer,
 )
 from confluent_kafka.admin import AdminClient
+
+# the package re-exports these without declaring them: import them where they are defined
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from numpy.typing import NDArray
 
 from bench.e2e_procs import Child
@@ -71,8 +75,9 @@ def prefill(
     ids: tuple[NDArray[np.int64], NDArray[np.int64]],
     n_jobs: int,
     traced_share: float | None = None,
+    shape: JobShape | None = None,
 ) -> Backlog:
-    """Produce ``n_jobs`` realistic jobs as fast as the producer takes them.
+    """Produce ``n_jobs`` realistic jobs (of `shape`) as fast as the producer takes them.
 
     With `traced_share`, every job carries a W3C ``traceparent`` (a traced upstream producer)
     whose sampled flag is set on that share of the jobs.
@@ -100,7 +105,7 @@ def prefill(
 
     clock, encoder = SystemClock(), JobEncoder(StaticRegistry(), candidate_cache=POOL_LISTS)
     rng = np.random.default_rng(2024)
-    for job in generate_jobs(rng, ids[0], ids[1], n_jobs, JobShape(), clock):
+    for job in generate_jobs(rng, ids[0], ids[1], n_jobs, shape or JobShape(), clock):
         value, key = encoder.encode(job), str(job.user_id).encode()
         headers = None if traced_share is None else _traceparent(rng, traced_share)
         produce_waiting(producer, topic, value, key, report(len(job.candidates)), headers)
@@ -126,6 +131,21 @@ def _by_partition(acks: Sequence[tuple[int, int, int]]) -> dict[int, NDArray[np.
         counts[rows[:, 0]] = rows[:, 1]
         out[p] = counts
     return out
+
+
+def join_once(bootstrap: str, topic: str, group: str, timeout_s: float = 60.0) -> None:
+    """Join ``group`` on ``topic`` once and leave: a fresh broker creates its group coordinator
+    (``__consumer_offsets``) on the first join, which would otherwise fall in the first
+    measured consumer's start-up."""
+    assigned = threading.Event()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    consumer.subscribe([topic], on_assign=lambda _c, _p: assigned.set())
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not assigned.is_set() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+    finally:
+        consumer.close()
 
 
 class GroupWatch:
@@ -188,6 +208,16 @@ class GroupWatch:
                 return now, committed, series
         raise AssertionError("unreachable")
 
+    def log_append_time(self, topic: str) -> None:
+        """Make the broker stamp every record of ``topic`` when it appends it (LogAppendTime):
+        a consumer then reads when the record reached the broker."""
+        entry = ConfigEntry(
+            "message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET
+        )
+        resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+        for future in self._admin.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+
     def delete_topics(self, topics: Sequence[str]) -> None:
         for future in self._admin.delete_topics(list(topics), operation_timeout=30).values():
             with contextlib.suppress(KafkaException):  # best effort
@@ -206,10 +236,14 @@ def _ticks(child: Child, timeout_s: float, what: str) -> Iterator[None]:
 
 class TopicReader:
     """Consumes ``topic`` from the start on a thread, keeping per record its arrival (epoch ms),
-    its producer time stamp (CreateTime: when the writer called produce) and, if asked, its value.
+    its time stamp (CreateTime: when the writer called produce; LogAppendTime: when the broker
+    appended it) and, if asked, its value, or what ``reduce`` keeps of it (say, one field).
     """
 
-    def __init__(self, bootstrap: str, topic: str, group: str, keep_values: bool) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, keep_values: bool,
+        reduce: Callable[[bytes], bytes] | None = None,
+    ) -> None:  # fmt: skip
         self._conf = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
@@ -217,7 +251,7 @@ class TopicReader:
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,
         }
-        self._topic, self._keep = topic, keep_values
+        self._topic, self._keep, self._reduce = topic, keep_values, reduce
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -238,7 +272,7 @@ class TopicReader:
                 arrived = time.time() * 1000.0
                 batch = [first, *consumer.consume(1000, 0)]
                 good = [
-                    (arrived, m.timestamp()[1], (m.value() or b"") if self._keep else b"")
+                    (arrived, m.timestamp()[1], self._value(m) if self._keep else b"")
                     for m in batch
                     if m.error() is None
                 ]
@@ -246,6 +280,10 @@ class TopicReader:
                     self._records.extend(good)
         finally:
             consumer.close()
+
+    def _value(self, message: Message) -> bytes:
+        value = message.value() or b""
+        return self._reduce(value) if self._reduce is not None else value
 
     def wait_ready(self, timeout_s: float) -> None:
         if not self._ready.wait(timeout_s):

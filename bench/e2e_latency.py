@@ -12,6 +12,9 @@ downstream reader holds the list), p50/p95/p99 after dropping the first ``warmup
 (generator start-up), the achieved output rate and the scorer's predictions per CPU-second.
 ``list_readable_ms`` is the output leg alone: from the scorer's ``produce`` call (the record's
 CreateTime) until the reader holds the list (the scorer's producer, the broker, the reader).
+``scorer_added_ms`` is what the scorer adds: ``scored_at`` minus the input record's broker time
+stamp (the input topic uses LogAppendTime, and a second reader keeps each job's request id and
+time stamp), so the generator's linger and the produce path before the broker do not count.
 Per level, the CPU seconds of the scorer, the generator, the broker (when local) and this process
 (the reader) show where the two cores went.
 """
@@ -31,6 +34,9 @@ from numpy.typing import NDArray
 
 from bench.e2e_kafka import BenchError, GroupWatch, TopicReader
 from bench.e2e_procs import Child, broker_cpu_s, machine_busy_s, start_baseline
+from schemas.errors import SchemaError
+from schemas.framing import HEADER_SIZE
+from schemas.primitives import read_string
 from schemas.registry import StaticRegistry
 from schemas.serde import RankedListDecoder
 
@@ -47,6 +53,7 @@ class LatencyPlan:
     warmup_s: float
     generator_linger_ms: int
     log_dir: Path
+    workload: str = "standard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +78,11 @@ def run_levels(
     gc.collect()
     gc.freeze()
     outputs = TopicReader(plan.bootstrap, plan.output_topic, f"{group}-reader", keep_values=True)
+    inputs = TopicReader(plan.bootstrap, plan.topic, f"{group}-input-reader", True, _request_id)
     try:
         watch.wait_assigned(group, scorer, 120)
         outputs.wait_ready(60)
+        inputs.wait_ready(60)
         windows, total = [], 0
         for load in plan.loads:
             window = _level(plan, load, scorer, outputs, total)
@@ -81,7 +90,8 @@ def run_levels(
             windows.append(window)
     finally:
         lists = outputs.close()
-    stamps = _stamps(lists)
+        jobs = inputs.close()
+    stamps = _stamps(lists, jobs)
     return [_summary(w, stamps, plan.warmup_s) for w in windows]
 
 
@@ -102,6 +112,7 @@ def _level(
             "jobs": n,
             "linger_ms": plan.generator_linger_ms,
             "seed": int(load * 1000),
+            "workload": plan.workload,
         },
         plan.log_dir / f"generate-{int(load * 100)}.log",
     )
@@ -132,11 +143,23 @@ class _Stamps:
     scored: NDArray[np.float64]  # ranked list's scored_at
     produced: NDArray[np.float64]  # the output record's CreateTime (the scorer's produce call)
     arrived: NDArray[np.float64]  # when the benchmark's reader got the list
+    appended: NDArray[np.float64]  # the input job's broker time stamp (LogAppendTime); NaN: unseen
 
 
-def _stamps(lists: Sequence[tuple[float, int, bytes]]) -> _Stamps:
+def _request_id(value: bytes) -> bytes:
+    """The request id of a framed ScoringJob (its first field) as UTF-8, b"" if unreadable."""
+    try:
+        return read_string(value, HEADER_SIZE)[0].encode()
+    except SchemaError:
+        return b""
+
+
+def _stamps(
+    lists: Sequence[tuple[float, int, bytes]], jobs: Sequence[tuple[float, int, bytes]] = ()
+) -> _Stamps:
     decoder = RankedListDecoder(StaticRegistry())
     ranked = [decoder.decode(value) for _, _, value in lists]
+    appended = {request_id.decode(): float(ts) for _, ts, request_id in jobs}
 
     def f64(values: Sequence[float]) -> NDArray[np.float64]:
         return np.array(values, np.float64)
@@ -146,6 +169,7 @@ def _stamps(lists: Sequence[tuple[float, int, bytes]]) -> _Stamps:
         scored=f64([r.scored_at_ms for r in ranked]),
         produced=f64([ts for _, ts, _ in lists]),
         arrived=f64([arrival for arrival, _, _ in lists]),
+        appended=f64([appended.get(r.request_id, np.nan) for r in ranked]),
     )
 
 
@@ -158,6 +182,11 @@ def _pcts(values: NDArray[np.float64]) -> dict[str, float]:
         "p95": round(float(p[1]), 2),
         "p99": round(float(p[2]), 2),
     }
+
+
+def _seen(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Values of the jobs whose input record the reader saw (the others are NaN)."""
+    return values[np.isfinite(values)]
 
 
 def _rate(n: int, stamps_ms: NDArray[np.float64]) -> float:
@@ -190,6 +219,8 @@ def _summary(w: _Window, s: _Stamps, warmup_s: float) -> dict[str, Any]:
         "scored_ms": _pcts(s.scored[kept] - s.created[kept]),
         "readable_ms": _pcts(s.arrived[kept] - s.created[kept]),
         "list_readable_ms": _pcts(s.arrived[kept] - s.produced[kept]),
+        "scorer_added_ms": _pcts(_seen(s.scored[kept] - s.appended[kept])),
+        "input_leg_ms": _pcts(_seen(s.appended[kept] - s.created[kept])),
         "window_s": round((w.end_ms - w.start_ms) / 1000.0, 2),
         "scorer_cpu_s": round(w.scorer_cpu_s, 2),
         **{f"{k}_cpu_s": round(v, 2) for k, v in w.other_cpu_s.items()},

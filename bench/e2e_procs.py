@@ -6,17 +6,25 @@ the benchmark, and stopped by its own pid: SIGTERM, then SIGKILL past a bound.
 CPU time is ``utime + stime`` of ``/proc/<pid>/stat`` summed over the process and its live
 descendants (``--workers N`` forks its scorers), read while they run: the broker, the load
 generator and the benchmark itself share the machine, so only the measured processes count.
+Memory is ``/proc/<pid>/smaps_rollup``: RSS, PSS and USS (private clean + private dirty pages:
+what the process would give back if it exited). A scorer started with a metrics port is scraped
+over ``/metrics`` (``scrape``) for the kernel's own CPU counter.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.devtools.local_kafka import die_with_parent_prefix
 
@@ -55,6 +63,58 @@ def tree_cpu_s(pid: int) -> float:
     return total / CLK_TCK
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS of ``pid`` in MiB (empty when it exited)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    kb: dict[str, int] = {}
+    for line in lines[1:]:
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("kB"):
+            kb[name] = int(rest.split()[0])
+    uss = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+    return {"rss_mb": kb.get("Rss", 0) / 1024, "pss_mb": kb.get("Pss", 0) / 1024,
+            "uss_mb": uss / 1024}  # fmt: skip
+
+
+def children_of(pid: int) -> list[int]:
+    """Live direct children of ``pid``, oldest first (a ``--workers N`` scorer's workers)."""
+    return sorted(_children(pid))
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive TCP ports free on 127.0.0.1 (a scorer with
+    ``--workers N`` serves metrics on ``port + index``)."""
+    for _ in range(100):
+        first = random.randint(20_000, 60_000)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no free TCP ports")
+
+
+def scrape(port: int, name: str) -> float | None:
+    """The sum of every sample of metric ``name`` served on 127.0.0.1:``port`` (None when the
+    scorer does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
 def own_cpu_s() -> float:
     """CPU seconds of this process, its reaped children and its live descendants."""
     fields = _stat_fields(os.getpid()) or ["0"] * 15
@@ -91,6 +151,9 @@ class ScorerEnv:
     group: str
     data_root: Path
     extra: Mapping[str, str] = field(default_factory=dict)
+    users_file: Path | None = None  # default: the standard workload's CSV files
+    items_file: Path | None = None
+    metrics_port: int = 0  # > 0: serve /metrics on 127.0.0.1 from this port on
 
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_SCORER__")}
@@ -103,9 +166,11 @@ class ScorerEnv:
             "KAFKA_CONSUMER__HEARTBEAT_INTERVAL_MS": "500",
             "MODELS__DIRECTORY": str(self.data_root / "models"),
             "MODELS__RELOAD_INTERVAL_S": "0",
-            "FEATURES__USERS_FILE": str(self.data_root / "features" / "users.csv"),
-            "FEATURES__ITEMS_FILE": str(self.data_root / "features" / "items.csv"),
-            "SERVER__ENABLED": "false",
+            "FEATURES__USERS_FILE": str(self.users_file or self.data_root / "features/users.csv"),
+            "FEATURES__ITEMS_FILE": str(self.items_file or self.data_root / "features/items.csv"),
+            "SERVER__ENABLED": "true" if self.metrics_port else "false",
+            "SERVER__HOST": "127.0.0.1",
+            "SERVER__PORT": str(self.metrics_port),
             "DELIVERY__SHUTDOWN_TIMEOUT_S": "20",
             **self.extra,
         }

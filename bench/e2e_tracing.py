@@ -98,7 +98,7 @@ def tracing_phase(
     create_topics(bench.bootstrap, [topic], PARTITIONS)
     ids = (np.load(bench.data_root / "user_ids.npy"), np.load(bench.data_root / "item_ids.npy"))
     _say(f"tracing: pre-filling {jobs:,} traced jobs ({sampled_share:.0%} sampled) into {topic}")
-    backlog = prefill(bench.bootstrap, topic, ids, jobs, sampled_share)
+    backlog = prefill(bench.bootstrap, topic, ids, jobs, sampled_share, bench.data.shape)
     saved_backlog, saved_jobs = bench.backlog, bench.topics["jobs"]
     bench.backlog, bench.topics["jobs"] = backlog, topic
     off: list[Drain] = []
@@ -148,8 +148,8 @@ def report(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.e2e import N_ITEMS, N_USERS, Bench, options_for
-    from consumer.devtools.demo_data import write_demo_data
+    from bench.e2e import Bench, options_for
+    from bench.workloads import write_workload
     from consumer.devtools.local_kafka import default_cache_dir, kafka_cluster
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -160,12 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     jobs, rounds = (5_000, 2) if args.quick else (20_000, 3)
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
         root = Path(tmp)
-        data = write_demo_data(root, N_ITEMS, N_USERS)
+        data = write_workload("standard", root)
         np.save(root / "user_ids.npy", data.user_ids)
         np.save(root / "item_ids.npy", data.item_ids)
         options = replace(options_for(args.quick, 10, 1, 5), backlog_jobs=1)
         with kafka_cluster(default_cache_dir(os.environ), os.environ.get("KAFKA_BOOTSTRAP")) as b:
-            bench = Bench(b, root, options)
+            bench = Bench(b, data, options)
             try:
                 results = tracing_phase(bench, jobs, rounds, args.sampled_share)
             finally:

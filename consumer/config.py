@@ -128,6 +128,8 @@ class FeatureConfig:
     unavailable_policy: str = "defaults"  # "defaults" (degraded lists) or "pause"
     breaker_failures: int = 5  # consecutive failed batches that open the circuit breaker
     breaker_reset_s: int = 10  # open -> half-open after this long
+    snapshot_format: str = "auto"  # files: "auto" (by suffix: .parquet/.pq), "csv" or "parquet"
+    snapshot_reload_interval_s: int = 5  # files: how often changed snapshots are reloaded; 0: never
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
@@ -355,6 +357,7 @@ _AT_LEAST: dict[str, int] = {
     "api.max_connections": 1,
     "api.idle_timeout_s": 1,
     "api.header_timeout_s": 1,
+    "features.snapshot_reload_interval_s": 0,
 }
 _AT_MOST: dict[str, int] = {
     "batch.max_jobs": 1_000_000,  # librdkafka's bound on one consume() call
@@ -369,6 +372,7 @@ _ONE_OF: dict[str, tuple[str, ...]] = {
     "delivery.deadline_policy": ("score", "defaults", "dead_letter"),
     "tracing.missing": ("none", "new_root"),
     "logs.format": ("text", "json"),
+    "features.snapshot_format": ("auto", "csv", "parquet"),
 }
 _NOT_EMPTY = (
     "kafka.bootstrap_servers",

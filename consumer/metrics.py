@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
@@ -23,6 +26,29 @@ _STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 STAGES = ("poll", "decode", "features", "score", "encode", "produce", "commit")
+
+
+def observe_many(histogram: Histogram, values: NDArray[np.float64]) -> None:
+    """``histogram.observe(v)`` for every value, with one increment per bucket hit.
+
+    A 512-job batch observed its latencies one call at a time (~3% of the loop's CPU). This reads
+    the unlabelled histogram's bucket bounds (prometheus_client keeps them on the child) and falls
+    back to one ``observe`` per value if that layout is not there.
+    """
+    bounds: Any = getattr(histogram, "_upper_bounds", None)
+    buckets: Any = getattr(histogram, "_buckets", None)
+    total: Any = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    if values.size == 0:
+        return
+    hit = np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left")
+    counts = np.bincount(hit, minlength=len(bounds) + 1)[: len(bounds)]  # NaN lands nowhere
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(values.sum()))
 
 
 class Metrics:
@@ -42,6 +68,7 @@ class Metrics:
         self._define_observability(ns, registry)
         self._define_dependencies(ns, registry)
         self._define_api_edges(ns, registry)
+        self._define_snapshots(ns, registry)
         if exported is not None:
             self._unregister_except(exported)
 
@@ -260,6 +287,44 @@ class Metrics:
             "api_predictions",
             "Candidates scored by the ranking API, by model.",
             ["model"],
+            namespace=ns,
+            registry=registry,
+        )
+
+    def _define_snapshots(self, ns: str, registry: CollectorRegistry) -> None:
+        """Feature snapshots (consumer/features/snapshot_watch.py) and the kernel's CPU share."""
+        self.feature_snapshot_loads = Counter(
+            "feature_snapshot_loads",
+            "Feature snapshot reloads by entity (user|item) and result (success|failure).",
+            ["entity", "result"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_snapshot_rows = Gauge(
+            "feature_snapshot_rows",
+            "Rows of the feature snapshot serving, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.feature_snapshot_load_seconds = Histogram(
+            "feature_snapshot_load_seconds",
+            "Time to load, validate and prepare a reloaded feature snapshot, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        )
+        self.feature_snapshot_timestamp = Gauge(
+            "feature_snapshot_timestamp_seconds",
+            "Modification time (epoch s) of the feature snapshot file serving, by entity.",
+            ["entity"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.kernel_cpu_seconds = Counter(
+            "kernel_cpu_seconds",
+            "CPU seconds the scoring thread spent in the kernel (Scorer.rank), shadows included.",
             namespace=ns,
             registry=registry,
         )

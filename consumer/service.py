@@ -21,6 +21,9 @@ from consumer.clock import Clock, SystemClock
 from consumer.config import Config
 from consumer.errors import StartupError
 from consumer.features.fetcher import FeatureFetcher
+from consumer.features.prepared import PreparedScorer
+from consumer.features.snapshot import SnapshotStore
+from consumer.features.snapshot_watch import SnapshotWatcher, publish_loaded
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
@@ -38,13 +41,14 @@ from consumer.wiring import (
     build_feature_source,
     build_processor,
     build_schema_registry,
+    build_scorer,
     feature_store_state,
     kafka_properties,
     load_models,
     producer_properties,
     publish_model_info,
 )
-from scoring.kernel import Scorer
+from scoring.features import ItemTable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class Service:
         worker_index: int = 0,
         models: ModelRegistry | None = None,
         features: FeatureSource | None = None,
+        scorer: PreparedScorer | None = None,
     ) -> None:
         self.config = config
         self.worker_index = worker_index
@@ -68,13 +73,16 @@ class Service:
         self.models = models or load_models(config)
         publish_model_info(self.models, self.metrics)
         self.features = features or build_feature_source(config, self.metrics, self.clock)
+        if isinstance(self.features, SnapshotStore):
+            publish_loaded(self.features, self.metrics)
+        self.scorer = scorer or build_scorer(self.models, self.features)
         self.bridge = AsyncBridge()
         self.fetcher = FeatureFetcher(
             self.features, self.bridge.loop, feature_store_state(config, self.metrics, self.clock)
         )
         schemas = build_schema_registry(config, self.metrics, self.clock)
         self.processor = build_processor(
-            config, schemas, self.models, Scorer(), self.fetcher, self.clock
+            config, schemas, self.models, self.scorer, self.fetcher, self.clock
         )
         self.kafka = DependencyState(KAFKA, self.metrics, self.clock)
         self._facts = (ClientFacts("consumer"), ClientFacts("producer"))
@@ -109,10 +117,12 @@ class Service:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, then flush, commit, leave the group and clean up.
 
-        Beside the loop: the model watcher (hot reload) and, when enabled, the ranking API.
+        Beside the loop: the model and snapshot watchers (hot reload) and, when enabled, the
+        ranking API.
         """
         k = self.config.kafka
         watcher = ModelWatcher(self.models, self.metrics, self.config.models.reload_interval_s)
+        snapshots = self.snapshot_watcher()
         api: RankingApi | None = None
         try:
             sink = KafkaSink(
@@ -128,14 +138,30 @@ class Service:
                 self.state, overlap_fetch=self.fetcher.remote, tracing=self.tracing, watch=watch,
             )  # fmt: skip
             watcher.start()
+            if snapshots is not None:
+                snapshots.start()
             if self.config.api.enabled:
                 api = self.start_api()
             loop.run(stop)
         finally:
             watcher.stop()
+            if snapshots is not None:
+                snapshots.stop()
             if api is not None:  # in-flight API batches finish before the features close
                 self.stop_api(api)
             self.close()
+
+    def snapshot_watcher(self) -> SnapshotWatcher | None:
+        """The hot reload of the embedded store's snapshot files (None for other sources); a new
+        item snapshot's kernel state is prepared for every served model before it is swapped in."""
+        if not isinstance(self.features, SnapshotStore):
+            return None
+
+        def prepare(items: ItemTable) -> None:
+            self.scorer.prepare(self.models.all(), items)
+
+        interval = self.config.features.snapshot_reload_interval_s
+        return SnapshotWatcher(self.features, self.metrics, self.clock, interval, prepare)
 
     def start_api(self) -> RankingApi:
         """Serve the ranking API on the bridge's event loop, beside the Kafka loop."""

@@ -15,8 +15,9 @@ from consumer.clock import Clock
 from consumer.config import Config, client_properties, read_secret_file
 from consumer.errors import ConfigError, StartupError
 from consumer.features.fetcher import BatchFetcher
-from consumer.features.files import FileFeatureStore
 from consumer.features.http import HttpFeatureSource
+from consumer.features.prepared import PreparedScorer, warm
+from consumer.features.snapshot import SnapshotStore
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
@@ -144,9 +145,10 @@ def build_feature_source(config: Config, metrics: Metrics, clock: Clock) -> Feat
         if token_file is not None and not token_file.is_file():
             raise ConfigError(f"no such file: {token_file}", key="features.token_file")
         return HttpFeatureSource.from_config(f, metrics, clock, config.path)
-    return FileFeatureStore.from_files(
+    return SnapshotStore.open(
         config.path(f.users_file) if f.users_file else None,
         config.path(f.items_file) if f.items_file else None,
+        f.snapshot_format,
     )
 
 
@@ -184,3 +186,12 @@ def registry_tls(config: Config) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"invalid TLS material: {reason}", key="schemas.ca_file") from exc
+
+
+def build_scorer(models: ModelRegistry, features: FeatureSource) -> PreparedScorer:
+    """The stream path's kernel, its per-item state of the embedded item snapshot already built
+    for every served model (before the fork with ``--workers N``, so the workers share it)."""
+    scorer = PreparedScorer()
+    if isinstance(features, SnapshotStore) and len(features.items):
+        warm(scorer, models.all(), features.items)
+    return scorer

@@ -1,9 +1,12 @@
 """`stream-scorer run --workers N`: N scorer processes in one consumer group.
 
-The parent loads the models and the embedded feature tables once, then forks the workers before
-any thread or Kafka client exists, so the read-only numpy arrays (weights, feature tables) are
-shared copy-on-write instead of copied N times; each worker then builds its own Kafka clients,
-event-loop thread and kernel caches. SIGTERM/SIGINT to the parent is forwarded to every worker.
+The parent loads the models and the embedded feature tables once and builds the kernel's per-item
+state of the item snapshot for every model, then forks the workers before any thread or Kafka
+client exists, so the read-only numpy arrays (weights, feature tables, per-item state) are shared
+copy-on-write instead of copied N times; each worker then builds its own Kafka clients, event-loop
+thread and scratch buffers. A snapshot reloaded later is loaded by each worker itself (its copy is
+that worker's own memory until the next restart). SIGTERM/SIGINT to the parent is forwarded to
+every worker.
 
 Every listener gets a port of its own per worker: worker i serves metrics on ``server.port + i``
 and, with the API enabled, the API on ``api.port + i`` (a port of 0 stays 0: each picks a free
@@ -38,12 +41,13 @@ from consumer.clock import SystemClock
 from consumer.config import Config
 from consumer.errors import ConfigError
 from consumer.exits import EXIT_FAILURE, describe, signal_exit_code
+from consumer.features.prepared import PreparedScorer
 from consumer.features.source import FeatureSource
 from consumer.metrics import Metrics
 from consumer.models.registry import ModelRegistry
 from consumer.service import Service
 from consumer.telemetry.logs import bind_worker
-from consumer.wiring import build_feature_source, load_models
+from consumer.wiring import build_feature_source, build_scorer, load_models
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +108,7 @@ def check_worker_ports(config: Config, workers: int) -> None:
 
 def run_worker(
     config: Config, index: int, models: ModelRegistry | None = None,
-    features: FeatureSource | None = None,
+    features: FeatureSource | None = None, scorer: PreparedScorer | None = None,
 ) -> int:  # fmt: skip
     """Run one scorer on this thread until SIGTERM/SIGINT; returns the exit code."""
     stop = threading.Event()
@@ -121,7 +125,7 @@ def run_worker(
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     bind_worker(index)
-    service = Service(config, worker_index=index, models=models, features=features)
+    service = Service(config, worker_index=index, models=models, features=features, scorer=scorer)
     freeze_startup_heap()
     if config.server.enabled:
         service.start_http()
@@ -134,9 +138,12 @@ def _hard_exit(index: int, bound: float) -> None:
     os._exit(70)
 
 
-def _child(config: Config, index: int, models: ModelRegistry, features: FeatureSource) -> None:
+def _child(
+    config: Config, index: int, models: ModelRegistry, features: FeatureSource,
+    scorer: PreparedScorer,
+) -> None:  # fmt: skip
     try:
-        code = run_worker(worker_config(config, index), index, models, features)
+        code = run_worker(worker_config(config, index), index, models, features, scorer)
     except (Exception, KeyboardInterrupt) as exc:
         failure = describe(exc)
         log.debug("worker %d failed", index, exc_info=True)
@@ -147,14 +154,16 @@ def _child(config: Config, index: int, models: ModelRegistry, features: FeatureS
 
 
 def run_workers(config: Config, workers: int) -> int:
-    """Fork `workers` scorers sharing the preloaded models and features; supervise them."""
+    """Fork `workers` scorers sharing the preloaded models, features and the kernel's per-item
+    state of the item snapshot; supervise them."""
     check_worker_ports(config, workers)
     models = load_models(config)
     features = build_feature_source(config, Metrics(CollectorRegistry()), SystemClock())
+    scorer = build_scorer(models, features)
     freeze_startup_heap()
     ctx = multiprocessing.get_context("fork")
     procs = [
-        ctx.Process(target=_child, args=(config, i, models, features), name=f"scorer-{i}")
+        ctx.Process(target=_child, args=(config, i, models, features, scorer), name=f"scorer-{i}")
         for i in range(workers)
     ]
     for proc in procs:

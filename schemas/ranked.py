@@ -71,19 +71,24 @@ class RankedListEncoder:
             )
         blob, offsets = _item_blob(item_ids, scores, counts64)
         header = self._header
+        # Model names, versions, the scoring time and the list length repeat across a batch:
+        # each distinct value is encoded once (a batch is usually one model, one time stamp).
+        strings = {v: write_string(v) for v in {*models, *model_versions}}
+        scored = {v: write_long(v) for v in set(columns["scored_at"])}
+        lengths = {c: write_long(c) if c else b"" for c in set(counts64.tolist())}
         return [
             b"".join(
                 (
                     header,
                     write_string(request_ids[i]),
                     write_long(columns["user_id"][i]),
-                    write_string(models[i]),
-                    write_string(model_versions[i]),
-                    write_long(count) if count else b"",
+                    strings[models[i]],
+                    strings[model_versions[i]],
+                    lengths[count],
                     blob[offsets[i] : offsets[i + 1]],
                     b"\x00",
                     write_long(columns["created_at"][i]),
-                    write_long(columns["scored_at"][i]),
+                    scored[columns["scored_at"][i]],
                     _BOOLS[columns["degraded"][i]],
                 )
             )

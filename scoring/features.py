@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scoring.errors import InputError
-from scoring.hashing import hash_optional_strings
+from scoring.hashing import hash_strings
 from scoring.item_index import ItemIndex
 
 
@@ -62,7 +62,7 @@ class UserFeatures:
     ) -> UserFeatures:
         """Hash raw string columns (None = missing) and convert numeric ones (None -> NaN)."""
         return UserFeatures(
-            categorical={k: hash_optional_strings(v) for k, v in categorical.items()},
+            categorical={k: hash_distinct(v) for k, v in categorical.items()},
             dense={k: _dense_column(v) for k, v in dense.items()},
         )
 
@@ -113,23 +113,64 @@ class ItemTable:
         token: int | None = None,
     ) -> ItemTable:
         """Build a table from raw columns: hashes strings, sorts by id, rejects duplicate ids."""
+        return ItemTable.from_columns(
+            np.asarray(ids, dtype=np.int64),
+            {k: hash_distinct(v) for k, v in categorical.items()},
+            {k: _dense_column(v) for k, v in dense.items()},
+            token,
+        )
+
+    @staticmethod
+    def from_columns(
+        ids: NDArray[np.int64],
+        categorical: Mapping[str, NDArray[np.uint64]],
+        dense: Mapping[str, NDArray[np.float32]],
+        token: int | None = None,
+    ) -> ItemTable:
+        """Build a table from columns already hashed (value hashes, 0 = missing) and float32
+        dense columns in any id order: sorts by id (no copy when already sorted), rejects
+        duplicate ids. Feature snapshots hash each distinct value once and come here."""
         raw_ids = np.asarray(ids, dtype=np.int64)
-        order = np.argsort(raw_ids, kind="stable")
-        sorted_ids = raw_ids[order]
-        if sorted_ids.size > 1 and not bool(np.all(sorted_ids[1:] != sorted_ids[:-1])):
-            dupes = np.unique(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]])
-            raise InputError(f"duplicate item ids, e.g. {dupes[:5].tolist()}")
-        cat = {k: _reorder(hash_optional_strings(v), order, k) for k, v in categorical.items()}
-        den = {k: _reorder(_dense_column(v), order, k) for k, v in dense.items()}
+        n = raw_ids.size
+        if n < 2 or bool(np.all(raw_ids[1:] > raw_ids[:-1])):
+            order = None
+            sorted_ids = raw_ids
+        else:
+            order = np.argsort(raw_ids)  # ids must be unique: stability cannot matter
+            sorted_ids = raw_ids[order]
+            if not bool(np.all(sorted_ids[1:] != sorted_ids[:-1])):
+                dupes = np.unique(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]])
+                raise InputError(f"duplicate item ids, e.g. {dupes[:5].tolist()}")
+        cat = {k: _reorder(v, order, k, n) for k, v in categorical.items()}
+        den = {k: _reorder(v, order, k, n) for k, v in dense.items()}
         if token is None:
             token = content_token(sorted_ids, cat, den)
         return ItemTable(ids=sorted_ids, categorical=cat, dense=den, token=token)
 
 
-def _reorder(column: NDArray[Any], order: NDArray[np.intp], name: str) -> NDArray[Any]:
-    if column.size != order.size:
-        raise InputError(f"item column {name!r} has {column.size} rows for {order.size} ids")
-    return column[order]
+def _reorder(
+    column: NDArray[Any], order: NDArray[np.intp] | None, name: str, n: int
+) -> NDArray[Any]:
+    if column.size != n:
+        raise InputError(f"item column {name!r} has {column.size} rows for {n} ids")
+    return column if order is None else column[order]
+
+
+def hash_distinct(values: Sequence[str | None]) -> NDArray[np.uint64]:
+    """Value hashes of a string column (``None`` -> 0), hashing each distinct string once.
+
+    Feature columns repeat a small vocabulary over many rows: numbering the distinct values with
+    one dict pass and hashing only those is several times cheaper than hashing every row, and
+    gives the same hashes (``hash_optional_strings``).
+    """
+    codes: dict[str | None, int] = {None: 0}
+    rows = np.fromiter(
+        (codes.setdefault(v, len(codes)) for v in values), dtype=np.intp, count=len(values)
+    )
+    table = np.zeros(len(codes), dtype=np.uint64)
+    if len(codes) > 1:
+        table[1:] = hash_strings([v for v in codes if v is not None])
+    return table[rows]
 
 
 def content_token(

@@ -36,6 +36,23 @@ class JobShape:
     mean_candidates: int = 700
     zipf_a: float = 1.1
     top_k: int = 50
+    # (key, values) pairs: each job takes one value per key, uniformly; empty: the demo's
+    # device, page and hour
+    context: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def _contexts(rng: np.random.Generator, shape: JobShape, n: int) -> list[dict[str, str]]:
+    """``n`` job contexts (the demo's keys unless the shape names its own)."""
+    if not shape.context:
+        devices = rng.integers(0, len(DEVICES), size=n)
+        pages = rng.integers(0, len(PAGES), size=n)
+        hours = rng.integers(0, 24, size=n)
+        return [
+            {"device": DEVICES[devices[j]], "page": PAGES[pages[j]], "hour": str(int(hours[j]))}
+            for j in range(n)
+        ]
+    picks = [(key, values, rng.integers(0, len(values), size=n)) for key, values in shape.context]
+    return [{key: values[codes[j]] for key, values, codes in picks} for j in range(n)]
 
 
 def generate_jobs(
@@ -60,15 +77,7 @@ def generate_jobs(
         n = min(CHUNK_JOBS, n_jobs - done)
         picks = rng.integers(0, splits.size - 1, size=n)
         users = rng.choice(user_ids, size=n)
-        devices = rng.integers(0, len(DEVICES), size=n)
-        pages = rng.integers(0, len(PAGES), size=n)
-        hours = rng.integers(0, 24, size=n)
-        for j in range(n):
-            context = {
-                "device": DEVICES[devices[j]],
-                "page": PAGES[pages[j]],
-                "hour": str(int(hours[j])),
-            }
+        for j, context in enumerate(_contexts(rng, shape, n)):
             yield ScoringJob(
                 request_id=str(uuid.uuid4()),
                 user_id=int(users[j]),

@@ -30,7 +30,7 @@ from consumer.clock import SystemClock
 from consumer.config import load_config, read_config_file
 from consumer.devtools.generator import POOL_LISTS, JobShape, generate_jobs, produce_jobs
 from consumer.errors import ConfigError, DeliveryError, TransportError
-from consumer.features.files import read_entity_csv
+from consumer.features.snapshot import load_entity_file
 from consumer.stream.kafka_rules import PRODUCER_RULES, check_properties
 from consumer.telemetry.ratelimit import RateLimitedLog
 from consumer.wiring import kafka_properties
@@ -154,7 +154,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def _ids(path: str | None, default_count: int) -> np.ndarray[Any, np.dtype[np.int64]]:
     if path:
-        return read_entity_csv(Path(path)).ids
+        return load_entity_file(Path(path)).ids
     return np.arange(1, default_count + 1, dtype=np.int64)
 
 

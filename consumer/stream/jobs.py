@@ -38,7 +38,10 @@ def ragged_take(
 
 
 def take_jobs(jobs: JobColumns, idx: NDArray[np.int64]) -> JobColumns:
-    """The jobs at positions `idx`, in that order."""
+    """The jobs at positions `idx`, in that order (``jobs`` itself when that is all of them in
+    order: the common batch of valid jobs for one model is not copied)."""
+    if idx.size == len(jobs) and bool(np.array_equal(idx, np.arange(idx.size))):
+        return jobs
     candidates, splits = ragged_take(jobs.candidates, jobs.row_splits, idx)
     picks = idx.tolist()
     return JobColumns(

@@ -29,7 +29,7 @@ from consumer.errors import (
     TransactionAbortedError,
     TransportError,
 )
-from consumer.metrics import Metrics
+from consumer.metrics import Metrics, observe_many
 from consumer.stream.dead_letter import dead_letter
 from consumer.stream.delivery import AtLeastOnce, ExactlyOnce, batch_starts
 from consumer.stream.outcome import BatchOutcome
@@ -261,13 +261,13 @@ class ScoringLoop(Generic[P]):
         for rej in outcome.rejected:
             m.errors.labels(rej.kind).inc()
         m.degraded_jobs.inc(outcome.degraded)
+        m.kernel_cpu_seconds.inc(outcome.kernel_cpu_s)
         m.late_jobs.inc(outcome.late)
         for (model, shadow), overlaps in outcome.shadow_overlap.items():
             child = m.shadow_overlap.labels(model, shadow)
             for share in overlaps:
                 child.observe(share)
-        for latency_ms in outcome.e2e_ms.tolist():
-            m.e2e_latency.observe(latency_ms / 1000)
+        observe_many(m.e2e_latency, outcome.e2e_ms / 1000.0)
 
     def _retry_later(self, batch: list[InMessage], exc: TransportError) -> None:
         """Rewind the batch, pause consumption for a backoff, keep polling to stay in the group."""

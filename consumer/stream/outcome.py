@@ -38,3 +38,4 @@ class BatchOutcome:
     degraded: int = 0  # jobs scored with default features
     late: int = 0  # jobs older than the deadline when scored
     shadow_overlap: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    kernel_cpu_s: float = 0.0  # CPU of the calling thread inside the kernel (rank and shadows)

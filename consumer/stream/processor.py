@@ -282,9 +282,11 @@ class BatchProcessor:
                 batch_features = BatchFeatures(
                     features.users.take(rows), features.items, features.degraded
                 )
+            cpu0 = time.thread_time()
             ranked = self._rank(route.model, jobs, batch_features)
             scored_at = self._clock.now_ms()
             self._shadow(snapshot, route.model, jobs, batch_features, ranked, outcome)
+            outcome.kernel_cpu_s += time.thread_time() - cpu0
             groups.append(
                 ScoredGroup(route.model, jobs, positions[route.idx], ranked, scored_at,
                             batch_features.degraded)

@@ -87,6 +87,12 @@ def test_secrets_are_masked_in_repr() -> None:
         ({}, "[kafka\n", "invalid TOML"),
         ({}, '[features]\nsource = "redis"\n', "features.source"),
         ({}, "[server]\nenabled = 3\n", "expected a boolean"),
+        ({}, '[features]\nsnapshot_format = "orc"\n', "features.snapshot_format"),
+        (
+            {"STREAM_SCORER__FEATURES__SNAPSHOT_RELOAD_INTERVAL_S": "-1"},
+            "",
+            "features.snapshot_reload_interval_s",
+        ),
     ],
 )
 def test_invalid_configuration_is_a_config_error(
@@ -324,3 +330,14 @@ def test_values_the_service_needs_anyway_are_accepted() -> None:
     )
     assert config.kafka.consumer["isolation.level"] == "read_uncommitted"  # at-least-once: free
     assert config.kafka.producer["acks"] == "all"
+
+
+def test_snapshot_keys_default_and_override() -> None:
+    config = load_config({})
+    assert (config.features.snapshot_format, config.features.snapshot_reload_interval_s) == (
+        "auto", 5,
+    )  # fmt: skip
+    env = {"STREAM_SCORER__FEATURES__SNAPSHOT_RELOAD_INTERVAL_S": "0"}
+    config = load_config(env, '[features]\nsnapshot_format = "parquet"\n')
+    assert config.features.snapshot_format == "parquet"
+    assert config.features.snapshot_reload_interval_s == 0

@@ -76,6 +76,11 @@ CONTRACT: dict[str, MetricSpec] = {
     "stream_scorer_api_client_disconnects": MetricSpec("counter", ("stage",)),
     "stream_scorer_api_malformed_requests": MetricSpec("counter"),
     "stream_scorer_api_header_timeouts": MetricSpec("counter"),
+    "stream_scorer_feature_snapshot_loads": MetricSpec("counter", ("entity", "result")),
+    "stream_scorer_feature_snapshot_rows": MetricSpec("gauge", ("entity",)),
+    "stream_scorer_feature_snapshot_load_seconds": MetricSpec("histogram", ("entity",)),
+    "stream_scorer_feature_snapshot_timestamp_seconds": MetricSpec("gauge", ("entity",)),
+    "stream_scorer_kernel_cpu_seconds": MetricSpec("counter"),
 }
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}

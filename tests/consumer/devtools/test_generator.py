@@ -81,3 +81,18 @@ def test_undelivered_jobs_raise() -> None:
     producer = RecordingProducer(fail=frozenset({str(drawn[3].user_id).encode()}))
     with pytest.raises(DeliveryError, match="not delivered"):
         produce_jobs(producer, "t", JobEncoder(StaticRegistry()), iter(drawn), SystemClock())  # type: ignore[arg-type]
+
+
+def test_contexts_follow_the_shape() -> None:
+    rng = np.random.default_rng(4)
+    users, items = np.arange(1, 50, dtype=np.int64), np.arange(1, 5_000, dtype=np.int64)
+    default = list(
+        generate_jobs(rng, users, items, 20, JobShape(mean_candidates=30), SystemClock())
+    )
+    assert all(set(j.context) == {"device", "page", "hour"} for j in default)
+    keys = (("country", ("country-0", "country-1")), ("device", ("ios",)))
+    shape = JobShape(mean_candidates=30, context=keys)
+    custom = list(generate_jobs(rng, users, items, 50, shape, SystemClock()))
+    assert all(set(j.context) == {"country", "device"} for j in custom)
+    assert {j.context["country"] for j in custom} == {"country-0", "country-1"}
+    assert {j.context["device"] for j in custom} == {"ios"}

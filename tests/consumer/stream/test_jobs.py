@@ -68,3 +68,12 @@ def test_validate_all_valid() -> None:
     valid, invalid = validate(jobs, LimitsConfig())
     assert valid.tolist() == [0, 1]
     assert invalid == []
+
+
+def test_taking_every_job_in_order_returns_the_batch_itself() -> None:
+    jobs = make_jobs([[1, 2], [3]])
+    assert take_jobs(jobs, np.arange(2, dtype=np.int64)) is jobs
+    reordered = take_jobs(jobs, np.array([1, 0], dtype=np.int64))
+    assert reordered.request_ids == ["r1", "r0"]
+    assert reordered.candidates.tolist() == [3, 1, 2]
+    assert take_jobs(jobs, np.array([0], dtype=np.int64)).candidates.tolist() == [1, 2]
