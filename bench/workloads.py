@@ -9,9 +9,8 @@
 
 Both draw ~700 distinct candidates per job, Zipf(1.1) over the items, top 50.
 
-The heavy spec mirrors ``heavy_spec()`` of ``scoring.synthetic`` as the kernel benchmark defines
-it (same field names, vocabularies and crosses); it lives here so the end-to-end benchmark does not
-depend on that module's version, and the two are meant to be one definition.
+The heavy spec, its vocabularies and crosses are ``scoring.synthetic``'s (`heavy_spec`), the same
+definition `bench.kernel --workload heavy` measures; this module writes it as files.
 
 Invariants: the same seed writes the same data; categorical values are ``f"{field}-{code}"``
 (Zipf(1.3) codes folded into the vocabulary, 5% missing), dense values normal around the
@@ -32,50 +31,19 @@ from consumer.devtools.demo_data import MODEL, write_demo_data
 from consumer.devtools.generator import JobShape
 from consumer.features.parquet import write_entity_parquet
 from scoring.model import save_model
-from scoring.spec import DenseFeature, FeatureSpec
-from scoring.synthetic import random_model
+from scoring.spec import DenseFeature
+from scoring.synthetic import (
+    HEAVY_ITEM_VOCAB,
+    HEAVY_USER_VOCAB,
+    heavy_spec,
+    random_model,
+)
 
 MISSING_RATE: Final = 0.05
 HEAVY_MODEL: Final = "heavy-lr"
 HEAVY_ITEMS: Final = 1_000_000
 HEAVY_USERS: Final = 100_000
-HEAVY_ITEM_VOCAB: Final = {
-    "genre": 50, "category": 200, "brand": 1000, "seller": 5000, "creator": 20000,
-}  # fmt: skip
-HEAVY_USER_VOCAB: Final = {
-    "gender": 2, "platform": 4, "age_bucket": 8, "tenure": 12, "region": 20, "segment": 40,
-    "language": 70, "interest": 100,
-}  # fmt: skip
 HEAVY_CONTEXT_VOCAB: Final = {"country": 60, "device": 3, "hour": 24}
-HEAVY_DENSE: Final = 16
-HEAVY_CROSSES: Final = (
-    ("user.gender", "item.genre"), ("user.gender", "item.category"),
-    ("user.platform", "item.genre"), ("user.age_bucket", "item.genre"),
-    ("user.age_bucket", "item.category"), ("user.tenure", "item.category"),
-    ("user.region", "item.brand"), ("user.segment", "item.category"),
-    ("user.segment", "item.brand"), ("user.language", "item.genre"),
-    ("user.interest", "item.category"), ("user.interest", "item.seller"),
-    ("context.country", "item.genre"), ("context.country", "item.category"),
-    ("context.country", "item.brand"), ("context.country", "item.seller"),
-    ("context.country", "item.creator"), ("context.country", "item.id"),
-    ("context.device", "item.genre"), ("context.device", "item.category"),
-    ("context.device", "item.brand"), ("context.hour", "item.genre"),
-    ("context.hour", "item.category"), ("context.hour", "item.brand"),
-)  # fmt: skip
-
-
-def heavy_spec() -> FeatureSpec:
-    """12 user x item and 12 context x item crosses, 5 item fields, 16 item dense features."""
-    return FeatureSpec(
-        user_fields=tuple(HEAVY_USER_VOCAB),
-        item_fields=tuple(HEAVY_ITEM_VOCAB),
-        context_fields=tuple(HEAVY_CONTEXT_VOCAB),
-        crosses=HEAVY_CROSSES,
-        dense=tuple(
-            DenseFeature(f"item.d{i:02d}", mean=0.5 * i, std=1.0 + 0.1 * i, default=0.5 * i)
-            for i in range(HEAVY_DENSE)
-        ),
-    )
 
 
 def heavy_context() -> tuple[tuple[str, tuple[str, ...]], ...]:
