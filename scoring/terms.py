@@ -233,7 +233,13 @@ def _item_terms_from(spec: FeatureSpec, bits: int, values: dict[str, U64], dense
         left_index(a, values[a], bits) ^ right_index(b, values[b], bits)
         for a, b in spec.item_crosses()
     ]
-    right = [right_index(second, values[second], bits) for _, second in spec.job_crosses()]
+    # Many crosses share their item field: hash each field's right halves once (24 crosses of
+    # the heavy spec name 6 item fields), then reuse the column.
+    halves: dict[str, U32] = {}
+    for _, second in spec.job_crosses():
+        if second not in halves:
+            halves[second] = right_index(second, values[second], bits)
+    right = [halves[second] for _, second in spec.job_crosses()]
     return ItemTerms(_stack(singles, m), _stack(right, m), dense)
 
 
