@@ -15,23 +15,28 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from consumer.errors import ConfigError, FeaturesUnavailableError
+from schemas.registry_auth import CredentialsUnavailable, SecretSource
 
 log = logging.getLogger(__name__)
 
-_Stamp = tuple[int, int, int]  # (mtime_ns, size, inode)
+T = TypeVar("T")
 
 
 class TokenSource:
-    """The current bearer token (or None): fixed, or read from a file that may be rotated."""
+    """The current bearer token (or None): fixed, or read from a file that may be rotated.
+
+    The file is watched by the Schema Registry client's `SecretSource` (stat, re-read on change,
+    never printed); here an unreadable file is the feature store being unavailable.
+    """
 
     def __init__(self, token: str = "", token_file: Path | None = None) -> None:
         self._fixed = token.strip() or None
-        self._file = token_file
-        self._stamp: _Stamp | None = None
-        self._cached: str | None = None
+        self._file = None if token_file is None else SecretSource(file=token_file)
 
     @property
     def reloadable(self) -> bool:
@@ -42,37 +47,18 @@ class TokenSource:
         """The token to send now; re-reads the file when it changed on disk."""
         if self._file is None:
             return self._fixed
-        stamp = self._stat()
-        if stamp != self._stamp:
-            self._read(stamp)
-        return self._cached
+        return self._guarded(self._file.current) or None
 
     def reload(self) -> bool:
         """Force a re-read (after a 401); True if the token differs from the one held before."""
-        if self._file is None:
-            return False
-        before = self._cached
-        self._read(self._stat())
-        return self._cached != before
+        return self._file is not None and self._guarded(self._file.reload)
 
-    def _stat(self) -> _Stamp:
-        assert self._file is not None
+    @staticmethod
+    def _guarded(read: Callable[[], T]) -> T:
         try:
-            st = self._file.stat()
-        except OSError as exc:
-            raise FeaturesUnavailableError(f"cannot read the token file: {exc.strerror}") from None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def _read(self, stamp: _Stamp) -> None:
-        assert self._file is not None
-        try:
-            text = self._file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            # the message names the file, never its content
-            raise FeaturesUnavailableError(f"cannot read the token file {self._file}") from exc
-        self._cached = text.strip() or None
-        self._stamp = stamp
-        log.info("feature-store token loaded from %s", self._file)
+            return read()
+        except CredentialsUnavailable as exc:  # names the file, never its content
+            raise FeaturesUnavailableError(f"cannot read the token file: {exc}") from None
 
     def __repr__(self) -> str:
         kind = "file" if self._file is not None else ("fixed" if self._fixed else "none")
