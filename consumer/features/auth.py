@@ -13,7 +13,6 @@ the file is read only when its stat changed or a reload is forced, never per req
 from __future__ import annotations
 
 import base64
-import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +20,6 @@ from typing import TypeVar
 
 from consumer.errors import ConfigError, FeaturesUnavailableError
 from schemas.registry_auth import CredentialsUnavailable, SecretSource
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
