@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -167,13 +167,15 @@ def data_root(tmp_path: Path) -> Path:
 
 def read_all(
     bootstrap: str, topic: str, *, committed_only: bool = True, idle_s: float = 3.0,
-    timeout_s: float = 120.0,
+    timeout_s: float = 120.0, properties: Mapping[str, str] | None = None,
 ) -> list[Message]:  # fmt: skip
-    """Every record of `topic` (read_committed by default), until nothing new for `idle_s`."""
+    """Every record of `topic` (read_committed by default), until nothing new for `idle_s`;
+    `properties` add client settings (e.g. a secured cluster's)."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
         "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        **(properties or {}),
     })  # fmt: skip
     consumer.subscribe([topic])
     out: list[Message] = []

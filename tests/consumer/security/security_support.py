@@ -28,6 +28,7 @@ from consumer.security.acls import AclRule, apply_acls
 from schemas.records import ScoringJob
 from schemas.registry import StaticRegistry
 from schemas.serde import JobEncoder
+from tests.consumer.kafka_support import read_all
 
 USERS = (
     "admin",
@@ -93,24 +94,8 @@ def read_all_as_admin(
     cluster: SecuredCluster, topic: str, idle_s: float = 3.0, timeout_s: float = 90.0
 ) -> list[Message]:
     """Every committed record of ``topic``, until nothing new arrived for ``idle_s``."""
-    consumer = Consumer({
-        "bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{uuid.uuid4()}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "isolation.level": "read_committed", **cluster.admin,
-    })  # fmt: skip
-    consumer.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    last_new = time.monotonic()
-    try:
-        while time.monotonic() - last_new < idle_s and time.monotonic() < deadline:
-            batch = [m for m in consumer.consume(1000, 0.5) if m.error() is None]
-            if batch:
-                out.extend(batch)
-                last_new = time.monotonic()
-    finally:
-        consumer.close()
-    return out
+    return read_all(cluster.bootstrap, topic, idle_s=idle_s, timeout_s=timeout_s,
+                    properties=cluster.admin)  # fmt: skip
 
 
 def committed_offsets(
